@@ -1,0 +1,513 @@
+"""Labelled sentence-pair datasets: readers, label names and stable example ids.
+
+Every reader returns a :class:`Dataset` whose examples carry a stable id, the two
+sentences and the gold label *name* (never a bare integer code: codes differ
+between files, see ``../shared/data/README.md``).
+
+Known formats are recognised by their header line:
+
+==============  =====================================  ====================  ==========
+format          header                                 labels                quoting
+==============  =====================================  ====================  ==========
+``snli``        ``premise hypothesis label``           0/1/2 = e/n/c         csv
+``glue``        ``index label sentence1 sentence2``    MRPC 0/1, RTE 0/1      csv
+``taxinli``     ``... prem hyp label pairID ...``      names                 none
+``msr``         ``Quality #1 ID #2 ID #1 String ...``  0/1 (BOM, CRLF)       none
+``sick``        ``pair_ID sentence_A sentence_B ...``  names (upper case)    csv
+==============  =====================================  ====================  ==========
+
+Any other CSV/TSV/JSONL/Parquet file is read with an explicit
+:class:`ColumnMap`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = [
+    "TASKS",
+    "Example",
+    "Dataset",
+    "ColumnMap",
+    "load_dataset",
+    "normalize_label",
+    "file_sha256",
+]
+
+#: Standard label names of each task, in trusteq's canonical class order.
+#: ``nli`` has a 3-way form (SNLI, MNLI, SICK) and a 2-way form (RTE).
+TASKS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "nli": (("entailment", "neutral", "contradiction"), ("entailment", "not_entailment")),
+    "pi": (("not_paraphrase", "paraphrase"),),
+}
+
+_SYNONYMS = {
+    "entails": "entailment",
+    "entailed": "entailment",
+    "non_entailment": "not_entailment",
+    "contradicts": "contradiction",
+    "contradictory": "contradiction",
+    "equivalent": "paraphrase",
+    "duplicate": "paraphrase",
+    "is_duplicate": "paraphrase",
+    "not_equivalent": "not_paraphrase",
+    "non_paraphrase": "not_paraphrase",
+    "not_duplicate": "not_paraphrase",
+    "non_equivalent": "not_paraphrase",
+}
+
+# Integer codes of the known formats, by task.
+_GLUE_CODES = {"pi": ("not_paraphrase", "paraphrase"), "nli": ("entailment", "not_entailment")}
+_SNLI_CODES = ("entailment", "neutral", "contradiction")
+
+
+def normalize_label(name: str) -> str:
+    """Return the standard spelling of a label name.
+
+    Lower-cases, turns spaces and hyphens into underscores and maps common
+    synonyms (``equivalent`` -> ``paraphrase``, ``non_entailment`` ->
+    ``not_entailment``, ...). Unknown names are returned normalised but
+    otherwise unchanged.
+    """
+    key = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+    return _SYNONYMS.get(key, key)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled sentence pair.
+
+    Attributes
+    ----------
+    id : str
+        Stable identifier, unique within its dataset (from the file's id
+        column, else the 0-based data row index).
+    text_a, text_b : str
+        First sentence (premise / sentence 1) and second sentence.
+    label : str
+        Gold label, a standard name from :data:`TASKS`.
+    """
+
+    id: str
+    text_a: str
+    text_b: str
+    label: str
+
+
+@dataclass
+class Dataset:
+    """A list of examples with the task's label names in canonical order.
+
+    Attributes
+    ----------
+    examples : list of Example
+    task : str
+        ``"nli"`` or ``"pi"``.
+    label_names : tuple of str
+        Class order used for every probability matrix in trusteq, shape (K,).
+    source : str
+        File path or dataset name it was read from.
+    sha256 : str
+        Hash of the file bytes (or of the dataset name and split).
+    format : str
+        Recognised format (``snli``, ``glue``, ``taxinli``, ``msr``, ``sick``,
+        ``columns``, ``hf``).
+    n_rows : int
+        Number of data rows in the source before any ``limit``.
+    """
+
+    examples: list[Example]
+    task: str
+    label_names: tuple[str, ...]
+    source: str
+    sha256: str
+    format: str
+    n_rows: int = 0
+    limit: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.examples]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(e.text_a, e.text_b) for e in self.examples]
+
+    @property
+    def y(self) -> np.ndarray:
+        """Gold class indices into :attr:`label_names`, shape (n,), dtype int64."""
+        index = {name: i for i, name in enumerate(self.label_names)}
+        return np.array([index[e.label] for e in self.examples], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which columns of a generic file hold the pair, the label and the id.
+
+    Each column is a header name, or a 0-based index (as ``int`` or a string
+    of digits) when the file has no header line (``header=False``).
+    ``label_names`` names integer label codes: code ``i`` is
+    ``label_names[i]``.
+    """
+
+    text_a: str | int
+    text_b: str | int
+    label: str | int
+    id: str | int | None = None
+    header: bool = True
+    label_names: tuple[str, ...] | None = None
+
+
+@dataclass
+class _Raw:
+    """Rows as read from a file, before validation."""
+
+    fmt: str
+    records: list[tuple[int, dict]]  # (row number for messages, record)
+    text_a: str | int
+    text_b: str | int
+    label: str | int
+    id: str | int | None
+    codes: tuple[str, ...] | None = None
+    columns: list = field(default_factory=list)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_dataset(
+    source: str | Path,
+    task: str,
+    columns: ColumnMap | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    split: str = "test",
+) -> Dataset:
+    """Read a labelled sentence-pair dataset.
+
+    Parameters
+    ----------
+    source : str or path
+        A file (known format, or CSV/TSV/JSONL/Parquet with ``columns``), or
+        ``hf:NAME[:CONFIG]`` (e.g. ``hf:glue:mrpc``) for a Hugging Face ``datasets`` dataset (needs
+        ``pip install trusteq[hf]`` and a network or a local copy).
+    task : {"nli", "pi"}
+        Natural language inference or paraphrase identification.
+    columns : ColumnMap, optional
+        Column mapping; required for files of no known format.
+    limit : int, optional
+        Keep a seeded random sample of this many examples, in file order.
+    seed : int
+        Seed of that sample.
+    split : str
+        Split of a Hugging Face dataset.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DataError
+        Unreadable or empty file, undecodable bytes, missing column, empty
+        text, missing or unknown label, duplicate id. The message names the
+        file, the row (1-based line, header = line 1) and the field.
+    ValueError
+        Unknown ``task``.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    src = str(source)
+    if src.startswith("hf:"):
+        raw, digest, n_rows = _read_hf(src[3:], split, columns)
+    else:
+        path = Path(src)
+        if not path.is_file():
+            raise DataError(src, "no such file" if not path.exists() else "not a regular file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(src, f"cannot read file: {exc.strerror or exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        raw = _read_file(src, data, columns)
+    examples = _validate(src, raw, task)
+    n_rows = len(examples)
+    label_names = _label_set(src, task, examples)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if limit < len(examples):
+            keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
+            examples = [examples[i] for i in keep]
+    return Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, limit)
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(path, f"bytes are not valid UTF-8 at byte {exc.start} (expected UTF-8 text)", row=line) from None
+    return text.removeprefix("\ufeff")
+
+
+def _read_file(path: str, data: bytes, columns: ColumnMap | None) -> _Raw:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        if columns is None:
+            raise DataError(path, "a Parquet file needs a column mapping (--text-a, --text-b, --label)")
+        return _read_parquet(path, data, columns)
+    text = _decode(path, data)
+    if not text.strip():
+        raise DataError(path, "the file is empty")
+    if suffix in (".jsonl", ".ndjson"):
+        if columns is None:
+            raise DataError(path, "a JSONL file needs a column mapping (--text-a, --text-b, --label)")
+        return _read_jsonl(path, text, columns)
+    delimiter = "," if suffix == ".csv" else "\t"
+    first = text.splitlines()[0]
+    header = first.split(delimiter)
+    if columns is None:
+        known = _known_format(header)
+        if known is None:
+            raise DataError(
+                path,
+                f"unrecognised header {first[:120]!r}; give the columns with --text-a, --text-b and --label",
+                row=1,
+            )
+        fmt, quoting, ta, tb, lab, id_col, codes = known
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting))
+        return _records(path, fmt, rows, True, ta, tb, lab, id_col, codes)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    return _records(
+        path, "columns", rows, columns.header, columns.text_a, columns.text_b, columns.label, columns.id,
+        columns.label_names,
+    )
+
+
+def _known_format(header: list[str]):
+    h = [c.strip() for c in header]
+    if h == ["premise", "hypothesis", "label"]:
+        return "snli", csv.QUOTE_MINIMAL, "premise", "hypothesis", "label", None, _SNLI_CODES
+    if h == ["index", "label", "sentence1", "sentence2"]:
+        return "glue", csv.QUOTE_MINIMAL, "sentence1", "sentence2", "label", "index", "glue"
+    if h[:1] == ["Quality"] and "#1 String" in h and "#2 String" in h:
+        return "msr", csv.QUOTE_NONE, "#1 String", "#2 String", "Quality", ("#1 ID", "#2 ID"), ("not_paraphrase", "paraphrase")
+    if {"prem", "hyp", "label", "pairID"} <= set(h):
+        return "taxinli", csv.QUOTE_NONE, "prem", "hyp", "label", h[0], None
+    if {"pair_ID", "sentence_A", "sentence_B", "entailment_label"} <= set(h):
+        return "sick", csv.QUOTE_MINIMAL, "sentence_A", "sentence_B", "entailment_label", "pair_ID", None
+    return None
+
+
+def _records(path, fmt, rows, header, ta, tb, lab, id_col, codes) -> _Raw:
+    if header:
+        if not rows:
+            raise DataError(path, "the file is empty")
+        names = [c.strip() for c in rows[0]]
+        body = rows[1:]
+        first_line = 2
+    else:
+        names = list(range(max(len(r) for r in rows))) if rows else []
+        body = rows
+        first_line = 1
+    if not body:
+        raise DataError(path, "the file has a header line but no data rows")
+    wanted = [c for c in (ta, tb, lab) if c is not None]
+    id_cols = id_col if isinstance(id_col, tuple) else ((id_col,) if id_col is not None else ())
+    keys = []
+    for col in [*wanted, *id_cols]:
+        key = _column_index(path, col, names, header)
+        keys.append(key)
+    records = []
+    for offset, row in enumerate(body):
+        line = first_line + offset
+        if not any(cell.strip() for cell in row):
+            raise DataError(path, "blank line where a data row was expected", row=line)
+        if len(row) != len(names) and header:
+            raise DataError(path, f"expected {len(names)} fields, found {len(row)}", row=line)
+        rec = {}
+        for col, key in zip([*wanted, *id_cols], keys):
+            rec[col] = row[key] if key < len(row) else None
+        if id_cols:
+            parts = [rec.pop(c) for c in id_cols]
+            rec["__id__"] = "-".join(p or "" for p in parts)
+        else:
+            rec["__id__"] = str(offset)
+        records.append((line, rec))
+    return _Raw(fmt, records, ta, tb, lab, id_col, codes, names)
+
+
+def _column_index(path: str, col, names: list, header: bool) -> int:
+    if not header:
+        try:
+            idx = int(col)
+        except (TypeError, ValueError):
+            raise DataError(path, f"without a header line, columns are 0-based indices; got {col!r}", field=str(col)) from None
+        if idx < 0 or idx >= len(names):
+            raise DataError(path, f"column index {idx} is out of range (rows have {len(names)} fields)", field=str(col))
+        return idx
+    if col in names:
+        return names.index(col)
+    raise DataError(path, f"missing column; the header has {names}", row=1, field=str(col))
+
+
+def _read_jsonl(path: str, text: str, columns: ColumnMap) -> _Raw:
+    records = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"not valid JSON ({exc.msg})", row=line_no) from None
+        if not isinstance(obj, dict):
+            raise DataError(path, "expected a JSON object per line", row=line_no)
+        rec = {}
+        for col in (columns.text_a, columns.text_b, columns.label):
+            if col not in obj:
+                raise DataError(path, f"missing key; the object has {sorted(obj)}", row=line_no, field=str(col))
+            rec[col] = obj[col]
+        if columns.id is not None:
+            if columns.id not in obj:
+                raise DataError(path, "missing key", row=line_no, field=str(columns.id))
+            rec["__id__"] = str(obj[columns.id])
+        else:
+            rec["__id__"] = str(len(records))
+        records.append((line_no, rec))
+    return _Raw("columns", records, columns.text_a, columns.text_b, columns.label, columns.id, columns.label_names)
+
+
+def _read_parquet(path: str, data: bytes, columns: ColumnMap) -> _Raw:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise DataError(path, f"not a readable Parquet file ({exc})") from None
+    if table.num_rows == 0:
+        raise DataError(path, "the file has no rows")
+    names = table.column_names
+    wanted = [columns.text_a, columns.text_b, columns.label] + ([columns.id] if columns.id is not None else [])
+    for col in wanted:
+        if col not in names:
+            raise DataError(path, f"missing column; the file has {names}", field=str(col))
+    cols = {c: table.column(c).to_pylist() for c in wanted}
+    records = []
+    for i in range(table.num_rows):
+        rec = {c: cols[c][i] for c in wanted}
+        rec["__id__"] = str(rec.pop(columns.id)) if columns.id is not None else str(i)
+        records.append((i, rec))
+    return _Raw("columns", records, columns.text_a, columns.text_b, columns.label, columns.id, columns.label_names)
+
+
+def _read_hf(name: str, split: str, columns: ColumnMap | None):
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        raise DataError(f"hf:{name}", "reading Hugging Face datasets needs `pip install trusteq[hf]`") from None
+    import datasets
+
+    path, _, config = name.partition(":")
+    try:
+        ds = datasets.load_dataset(path, config or None, split=split)
+    except Exception as exc:
+        raise DataError(f"hf:{name}", f"cannot load split {split!r} ({exc})") from None
+    cols = columns or _guess_hf_columns(name, ds.column_names)
+    feature = ds.features.get(cols.label)
+    codes = tuple(feature.names) if hasattr(feature, "names") else cols.label_names
+    records = []
+    for i, row in enumerate(ds):
+        rec = {c: row[c] for c in (cols.text_a, cols.text_b, cols.label)}
+        rec["__id__"] = str(row[cols.id]) if cols.id is not None else str(i)
+        records.append((i, rec))
+    digest = hashlib.sha256(f"hf:{name}:{split}:{getattr(ds, '_fingerprint', '')}".encode()).hexdigest()
+    return _Raw("hf", records, cols.text_a, cols.text_b, cols.label, cols.id, codes), digest, len(records)
+
+
+def _guess_hf_columns(name: str, names: list[str]) -> ColumnMap:
+    for a, b in (("premise", "hypothesis"), ("sentence1", "sentence2"), ("question1", "question2")):
+        if a in names and b in names and "label" in names:
+            return ColumnMap(a, b, "label", "idx" if "idx" in names else None)
+    raise DataError(f"hf:{name}", f"cannot tell the pair columns among {names}; give --text-a, --text-b and --label")
+
+
+# ---------------------------------------------------------------------------
+# validation
+
+
+def _validate(path: str, raw: _Raw, task: str) -> list[Example]:
+    codes = raw.codes
+    if codes == "glue":
+        codes = _GLUE_CODES[task]
+    allowed = {name for names in TASKS[task] for name in names}
+    examples = []
+    seen: dict[str, int] = {}
+    for row, rec in raw.records:
+        texts = []
+        for col in (raw.text_a, raw.text_b):
+            value = rec[col]
+            if value is None:
+                raise DataError(path, "missing value", row=row, field=str(col))
+            value = str(value)
+            if not value.strip():
+                raise DataError(path, "empty text (expected a sentence)", row=row, field=str(col))
+            texts.append(value.strip())
+        label = _parse_label(path, row, raw.label, rec[raw.label], codes, allowed, task)
+        ex_id = rec["__id__"]
+        if ex_id in seen:
+            raise DataError(path, f"duplicate example id {ex_id!r} (first seen at row {seen[ex_id]})", row=row,
+                            field=str(raw.id) if raw.id is not None else "id")
+        seen[ex_id] = row
+        examples.append(Example(ex_id, texts[0], texts[1], label))
+    return examples
+
+
+def _parse_label(path, row, col, value, codes, allowed, task) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(path, "missing label", row=row, field=str(col))
+    text = str(value).strip()
+    if codes is not None and re.fullmatch(r"-?\d+", text):
+        code = int(text)
+        if 0 <= code < len(codes):
+            return normalize_label(codes[code])
+        raise DataError(path, f"unknown label code {code}; expected 0..{len(codes) - 1} ({', '.join(codes)})",
+                        row=row, field=str(col))
+    name = normalize_label(text)
+    if name in allowed:
+        return name
+    hint = " (integer codes need --label-names)" if re.fullmatch(r"-?\d+", text) else ""
+    raise DataError(path, f"unknown label {text!r} for task '{task}'; expected one of {sorted(allowed)}{hint}",
+                    row=row, field=str(col))
+
+
+def _label_set(path: str, task: str, examples: Sequence[Example]) -> tuple[str, ...]:
+    present = {e.label for e in examples}
+    for names in TASKS[task]:
+        if present <= set(names):
+            return names
+    raise DataError(path, f"labels {sorted(present)} mix the 3-way and 2-way forms of task '{task}'", field="label")
