@@ -1,0 +1,24 @@
+"""trusteq: is a compressed model trust-equivalent to its reference model?
+
+Compares a reference model with candidate models on labelled sentence pairs:
+calibration (ECE, MCE, Brier, NLL, reliability diagrams), prediction agreement
+(agreement, flips, KL divergence, McNemar) and explanation alignment (LIME and
+SHAP top-k Jaccard and related metrics, judged against a noise floor).
+
+>>> import trusteq
+>>> result = trusteq.compare("ref_dir", ["small_dir"], "snli/test.tsv", task="nli", limit=200)  # doctest: +SKIP
+>>> trusteq.write_report(result, "out")  # doctest: +SKIP
+"""
+
+from .comparison import CompareResult, compare
+from .data import ColumnMap, Dataset, Example, load_dataset
+from .errors import DataError, LabelError, ModelError, TrustEqError
+from .models import CallableClassifier, HFClassifier, ONNXClassifier, load_model
+from .report import write_report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "compare", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap", "load_model",
+    "HFClassifier", "ONNXClassifier", "CallableClassifier", "TrustEqError", "DataError", "LabelError", "ModelError",
+]

@@ -1,0 +1,158 @@
+"""Command line: ``trusteq compare ...``.
+
+Exit codes: 0 success, 2 bad input or settings (one ``trusteq: error:`` line
+on stderr, nothing written), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import TrustEqError
+
+__all__ = ["main", "build_parser"]
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _explainers(text: str) -> list[str]:
+    from .explain import EXPLAINERS
+
+    if text.strip().lower() == "none":
+        return []
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in EXPLAINERS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown explainer(s) {bad}; choose from {', '.join(EXPLAINERS)} or none")
+    return values
+
+
+def _column(text: str):
+    return int(text) if text.isdigit() else text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trusteq", description="Is a compressed model trust-equivalent to its "
+                                     "reference? Calibration, agreement and explanation alignment.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "compare", help="compare candidate models with a reference model on labelled sentence pairs",
+        description="Compare one or more candidate models with a reference model on a labelled sentence-pair "
+                    "dataset and write report.json, report.md, report.html, reliability.png, alignment.png, "
+                    "predictions.csv and explanations.jsonl into --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("models")
+    g.add_argument("--reference", required=True, metavar="PATH_OR_ID",
+                   help="reference model: a transformers folder, an ONNX folder, or a hub id")
+    g.add_argument("--candidate", required=True, action="append", metavar="PATH_OR_ID",
+                   help="candidate (compressed) model; repeat for several")
+    g.add_argument("--name", action="append", metavar="NAME",
+                   help="report names, one per model: reference first, then candidates in order "
+                        "(default: folder names)")
+    g.add_argument("--label-map", action="append", metavar="[MODEL=]NAMES",
+                   help="label names of a model's outputs 0..C-1, comma-separated, e.g. "
+                        "'ref=entailment,neutral,contradiction'; without MODEL= it applies to every model. "
+                        "Needed when a model's id2label says LABEL_0.. ; repeatable")
+    g.add_argument("--max-length", type=int, default=128, help="tokens per pair; longer pairs are truncated "
+                                                                "(counted in the report)")
+    g.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
+    g.add_argument("--offline", action="store_true", help="never access the network (also HF_HUB_OFFLINE=1)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True, metavar="PATH_OR_NAME",
+                   help="data file (SNLI/GLUE/MSR/TaxiNLI/SICK formats are recognised; CSV/TSV/JSONL/Parquet with "
+                        "the column options) or hf:NAME[:CONFIG]")
+    g.add_argument("--task", required=True, choices=["nli", "pi"],
+                   help="nli: entailment/neutral/contradiction (or entailment/not_entailment); "
+                        "pi: not_paraphrase/paraphrase")
+    g.add_argument("--text-a", metavar="COL", help="column of the first sentence (name, or 0-based index with "
+                                                   "--no-header)")
+    g.add_argument("--text-b", metavar="COL", help="column of the second sentence")
+    g.add_argument("--label", metavar="COL", help="column of the gold label (names or integer codes)")
+    g.add_argument("--id", metavar="COL", help="column of a unique example id (default: row index)")
+    g.add_argument("--no-header", action="store_true", help="the file has no header line; columns are indices")
+    g.add_argument("--label-names", metavar="NAMES", help="names of integer label codes 0,1,..., comma-separated")
+    g.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random sample of N examples")
+    g = p.add_argument_group("explanations")
+    g.add_argument("--explainers", type=_explainers, default=["lime", "shap"], metavar="LIST",
+                   help="comma-separated: lime, shap (Partition), shap-permutation; or none")
+    g.add_argument("--lime-samples", type=int, default=1000, metavar="N", help="perturbed samples per LIME "
+                                                                               "explanation")
+    g.add_argument("--shap-evals", type=int, default=500, metavar="N", help="model evaluations per SHAP explanation")
+    g.add_argument("--explain-limit", type=int, default=100, metavar="N",
+                   help="explain a seeded random sample of N of the evaluated examples")
+    g.add_argument("--explain-class", choices=["gold", "reference"], default="gold",
+                   help="class explained: the gold label (as in the paper) or the reference's prediction")
+    g.add_argument("--top-k", type=_int_list, default=[10], metavar="K[,K...]", help="top-k sizes for alignment")
+    g = p.add_argument_group("statistics and output")
+    g.add_argument("--n-bins", type=int, default=10, help="calibration bins (equal-width and equal-mass)")
+    g.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples per interval")
+    g.add_argument("--seed", type=int, default=0, help="fixes every random choice")
+    g.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _label_map(values):
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        model, sep, names = v.rpartition("=")
+        key = model if sep else "*"
+        out[key] = [n.strip() for n in names.split(",") if n.strip()]
+    return out
+
+
+def _columns(args):
+    from .data import ColumnMap
+
+    given = [args.text_a, args.text_b, args.label]
+    if not any(given) and not args.no_header and not args.label_names:
+        return None
+    if not all(given):
+        raise TrustEqError("--text-a, --text-b and --label must be given together")
+    names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
+    return ColumnMap(_column(args.text_a), _column(args.text_b), _column(args.label),
+                     _column(args.id) if args.id else None, header=not args.no_header, label_names=names)
+
+
+def _run_compare(args) -> int:
+    from .comparison import compare
+    from .report import write_report
+
+    result = compare(
+        args.reference, args.candidate, args.data, args.task,
+        columns=_columns(args), limit=args.limit, explainers=args.explainers, lime_samples=args.lime_samples,
+        shap_evals=args.shap_evals, explain_limit=args.explain_limit, explain_class=args.explain_class,
+        top_k=args.top_k, n_bins=args.n_bins, seed=args.seed, n_boot=args.bootstrap,
+        label_map=_label_map(args.label_map), names=args.name, max_length=args.max_length,
+        batch_size=args.batch_size, offline=args.offline, progress=not args.no_progress,
+    )
+    page = write_report(result, args.out)
+    print(Path(page).parent.resolve())
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            return _run_compare(args)
+    except (TrustEqError, ValueError) as exc:
+        print(f"trusteq: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

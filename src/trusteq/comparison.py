@@ -1,0 +1,382 @@
+"""The comparison: is each candidate model trust-equivalent to the reference?
+
+:func:`compare` reads the data, aligns every model's labels, predicts (cached),
+computes calibration and agreement with bootstrap intervals, explains a seeded
+sample of examples with every model, measures alignment against the reference
+and the explainer's own noise floor, and returns a :class:`CompareResult`
+whose ``summary`` is the content of ``report.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import cache
+from .agreement import accuracy, flip_indicators, kl_divergence, mcnemar_test
+from .alignment import metric_names, pair_metrics
+from .calibration import STRATEGIES, UNCHECKED, check_probabilities, reliability_diagram
+from .data import ColumnMap, Dataset, load_dataset
+from .explain import EXPLAINERS, Explanation, explain_examples, segment
+from .models import TaskModel, load_model
+from .predict import predict
+from .stats import Bootstrap
+
+__all__ = ["compare", "CompareResult", "EXPLAIN_CLASSES"]
+
+EXPLAIN_CLASSES = ("gold", "reference")
+_EXPLAIN_VERSION = 1  # bump when explanation code changes what it computes
+
+
+@dataclass
+class CompareResult:
+    """Everything a comparison produced.
+
+    Attributes
+    ----------
+    summary : dict
+        The content of ``report.json`` (see README for its keys).
+    dataset : Dataset
+    probs : dict name -> ndarray (n, K)
+        Probabilities of each model in the dataset's class order.
+    explanations : dict explainer -> dict run -> list of Explanation
+        ``run`` is a model name, or ``"<reference>@seed<s>"`` for the
+        noise-floor run of the reference.
+    explained_ids : list of str
+        Ids of the explained examples.
+    alignment_values : dict explainer -> dict run -> dict metric -> ndarray
+        Per-example alignment with the reference, for each candidate and for
+        the noise-floor run; NaN where undefined.
+    """
+
+    summary: dict
+    dataset: Dataset
+    probs: dict[str, np.ndarray]
+    explanations: dict[str, dict[str, list[Explanation]]] = field(default_factory=dict)
+    explained_ids: list[str] = field(default_factory=list)
+    alignment_values: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.summary[key]
+
+    def to_dict(self) -> dict:
+        return self.summary
+
+
+def compare(
+    reference,
+    candidates: Sequence,
+    data,
+    task: str,
+    *,
+    columns: ColumnMap | None = None,
+    limit: int | None = None,
+    explainers: Sequence[str] = ("lime", "shap"),
+    lime_samples: int = 1000,
+    shap_evals: int = 500,
+    explain_limit: int = 100,
+    explain_class: str = "gold",
+    top_k: Sequence[int] = (10,),
+    n_bins: int = 10,
+    seed: int = 0,
+    n_boot: int = 1000,
+    label_map: Mapping[str, Sequence[str]] | None = None,
+    names: Sequence[str] | None = None,
+    max_length: int = 128,
+    batch_size: int = 64,
+    offline: bool = False,
+    progress: bool = True,
+) -> CompareResult:
+    """Compare candidate models with a reference model on labelled pairs.
+
+    Parameters
+    ----------
+    reference : str, path or PairClassifier
+        Folder, hub id, ONNX folder or model object of the reference model.
+    candidates : sequence of the same
+        One or more candidate (compressed) models.
+    data : str, path or Dataset
+        A data file or ``hf:NAME`` (see :func:`trusteq.data.load_dataset`).
+    task : {"nli", "pi"}
+    columns : ColumnMap, optional
+        Column mapping for generic files.
+    limit : int, optional
+        Evaluate a seeded random sample of this many examples.
+    explainers : sequence of {"lime", "shap", "shap-permutation"}
+        Empty for no explanations.
+    lime_samples, shap_evals : int
+        Perturbed samples per LIME explanation; evaluations per SHAP one.
+    explain_limit : int
+        Explain a seeded random sample of this many evaluated examples.
+    explain_class : {"gold", "reference"}
+        Class explained: the gold label (as in Rai et al. 2025) or the
+        reference model's prediction.
+    top_k : sequence of int
+        K values of the top-k alignment metrics (default 10, as in the paper).
+    n_bins : int
+        Calibration bins (default 10, as in the paper).
+    seed : int
+        Fixes every random choice: data sample, explanation sample,
+        perturbations, bootstrap. The noise floor uses ``seed + 1``.
+    n_boot : int
+        Bootstrap resamples for every interval.
+    label_map : mapping model name (or ``"*"``) -> label names
+        Names of a model's outputs 0..C-1, overriding its ``id2label``.
+    names : sequence of str, optional
+        Report names of reference and candidates, in that order.
+    max_length, batch_size : int
+        Tokens per pair; pairs per forward pass.
+    offline : bool
+        Never touch the network.
+    progress : bool
+        Show progress bars on stderr.
+
+    Returns
+    -------
+    CompareResult
+
+    Raises
+    ------
+    DataError, LabelError, ModelError
+        Bad data, models whose classes do not fit the task, models that
+        return invalid probabilities. Raised before anything is written.
+    ValueError
+        Invalid settings.
+    """
+    started = time.time()
+    timings: dict[str, float] = {}
+    _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit)
+    if not isinstance(data, Dataset):
+        data = load_dataset(data, task, columns=columns, limit=limit, seed=seed)
+    dataset = data
+    specs = [reference, *candidates]
+    if names is not None and len(names) != len(specs):
+        raise ValueError(f"{len(names)} names for {len(specs)} models")
+    models: list[TaskModel] = []
+    for i, spec in enumerate(specs):
+        model = load_model(spec, name=names[i] if names else None, max_length=max_length, batch_size=batch_size,
+                           offline=offline)
+        models.append(TaskModel(model, dataset.label_names, label_map))
+    _unique_names(models)
+    ref = models[0]
+    timings["load"] = time.time() - started
+
+    # predictions
+    t0 = time.time()
+    preds = {}
+    for m in _progress(models, progress, "predict", unit="model"):
+        preds[m.name] = predict(m, dataset)
+    probs = {name: p.probs for name, p in preds.items()}
+    timings["predict"] = time.time() - t0
+
+    # calibration and agreement
+    t0 = time.time()
+    y = dataset.y
+    for name, p in probs.items():
+        check_probabilities(y, p)
+    boot = Bootstrap(len(dataset), n_boot=n_boot, seed=seed)
+    model_section = {}
+    for i, m in enumerate(models):
+        model_section[m.name] = {
+            "role": "reference" if i == 0 else "candidate",
+            **m.model.info(),
+            "label_map": m.override,
+            "truncated": preds[m.name].truncated,
+            **_calibration(boot, y, probs[m.name], n_bins),
+        }
+    comparisons = {m.name: _agreement(boot, y, probs[ref.name], probs[m.name], n_bins) for m in models[1:]}
+    timings["metrics"] = time.time() - t0
+
+    # explanations and alignment
+    t0 = time.time()
+    explained_ids: list[str] = []
+    explanations: dict[str, dict[str, list[Explanation]]] = {}
+    noise_floor: dict[str, dict] = {}
+    alignment_values: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    if explainers:
+        rng = np.random.default_rng(seed)
+        n_explain = min(explain_limit, len(dataset))
+        chosen = np.sort(rng.choice(len(dataset), size=n_explain, replace=False))
+        examples = [dataset.examples[i] for i in chosen]
+        explained_ids = [e.id for e in examples]
+        targets = y[chosen] if explain_class == "gold" else probs[ref.name][chosen].argmax(axis=1)
+        eboot = Bootstrap(n_explain, n_boot=n_boot, seed=seed)
+        for explainer in explainers:
+            budget = lime_samples if explainer == "lime" else shap_evals
+            runs = _explain_cached(models, examples, targets, explainer, seed, budget, progress)
+            explanations[explainer] = runs
+            floor_name = f"{ref.name}@seed{seed + 1}"
+            runs[floor_name] = _explain_cached([ref], examples, targets, explainer, seed + 1, budget, progress,
+                                               label="noise floor")[ref.name]
+            values = alignment_values[explainer] = {}
+            values[floor_name] = _alignment_table(runs[ref.name], runs[floor_name], top_k)
+            noise_floor[explainer] = {k: eboot.mean(v) for k, v in values[floor_name].items()}
+            for m in models[1:]:
+                values[m.name] = _alignment_table(runs[ref.name], runs[m.name], top_k)
+                comparisons[m.name].setdefault("alignment", {})[explainer] = {
+                    k: eboot.mean(v) for k, v in values[m.name].items()}
+    timings["explain"] = time.time() - t0
+    timings["total"] = time.time() - started
+
+    summary = {
+        "trusteq_version": _version("trusteq"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "task": dataset.task,
+        "labels": list(dataset.label_names),
+        "seed": seed,
+        "reference": ref.name,
+        "candidates": [m.name for m in models[1:]],
+        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format,
+                 "rows": dataset.n_rows, "examples": len(dataset), "limit": dataset.limit,
+                 "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},
+        "settings": {
+            "n_bins": n_bins, "binning": list(STRATEGIES), "top_k": list(top_k), "explainers": list(explainers),
+            "lime_samples": lime_samples, "shap_evals": shap_evals, "explained_examples": len(explained_ids),
+            "explain_class": explain_class, "noise_floor_seed": seed + 1, "max_length": max_length,
+            "batch_size": batch_size, "bootstrap": boot.describe(),
+        },
+        "versions": _versions(),
+        "models": model_section,
+        "comparisons": comparisons,
+        "noise_floor": noise_floor,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return CompareResult(summary, dataset, probs, explanations, explained_ids, alignment_values)
+
+
+# ---------------------------------------------------------------------------
+
+
+def _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit):
+    if not candidates:
+        raise ValueError("at least one candidate model is needed")
+    unknown = [e for e in explainers if e not in EXPLAINERS]
+    if unknown:
+        raise ValueError(f"unknown explainer(s) {unknown}; expected some of {list(EXPLAINERS)}")
+    if explain_class not in EXPLAIN_CLASSES:
+        raise ValueError(f"explain_class must be one of {EXPLAIN_CLASSES}, got {explain_class!r}")
+    if not top_k or min(top_k) < 1:
+        raise ValueError(f"top-k values must be >= 1, got {list(top_k)}")
+    for label, value, low in (("n_bins", n_bins, 1), ("lime_samples", lime_samples, 2), ("shap_evals", shap_evals, 2),
+                              ("explain_limit", explain_limit, 1)):
+        if value < low:
+            raise ValueError(f"{label} must be >= {low}, got {value}")
+
+
+def _unique_names(models):
+    seen = set()
+    for m in models:
+        if m.name in seen:
+            raise ValueError(f"two models are named '{m.name}'; give distinct names (--name)")
+        seen.add(m.name)
+
+
+def _calibration(boot: Bootstrap, y, p, n_bins) -> dict:
+    acc = lambda yy, pp: float(np.mean(pp.argmax(axis=1) == yy))  # noqa: E731
+    out = {"accuracy": boot.ci(acc, y, p)}
+    for metric in ("ece", "mce"):
+        out[metric] = {s: boot.ci(lambda yy, pp, s=s, f=UNCHECKED[metric]: f(yy, pp, n_bins, s), y, p)
+                       for s in STRATEGIES}
+    out["brier"] = boot.ci(UNCHECKED["brier"], y, p)
+    out["nll"] = boot.ci(UNCHECKED["nll"], y, p)
+    out["classwise_ece"] = boot.ci(lambda yy, pp: UNCHECKED["classwise_ece"](yy, pp, n_bins), y, p)
+    out["reliability"] = {s: reliability_diagram(y, p, n_bins, s) for s in STRATEGIES}
+    return out
+
+
+def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
+    agree = (p_ref.argmax(axis=1) == p_cand.argmax(axis=1)).astype(float)
+    c2w, w2c = (v.astype(float) for v in flip_indicators(y, p_ref, p_cand))
+    mean = lambda v: float(np.mean(v))  # noqa: E731
+    out = {
+        "agreement": boot.ci(mean, agree),
+        "flip_rate": {"total": boot.ci(mean, c2w + w2c), "correct_to_wrong": boot.ci(mean, c2w),
+                      "wrong_to_correct": boot.ci(mean, w2c)},
+        "kl": boot.ci(mean, kl_divergence(p_ref, p_cand)),
+        "mcnemar": mcnemar_test(y, p_ref, p_cand),
+    }
+    acc = lambda yy, pp: accuracy(yy, pp)  # noqa: E731
+    delta = {"accuracy": boot.diff(acc, (y, p_cand), (y, p_ref))}
+    for metric in ("ece", "mce"):
+        delta[metric] = {s: boot.diff(lambda yy, pp, s=s, f=UNCHECKED[metric]: f(yy, pp, n_bins, s), (y, p_cand),
+                                      (y, p_ref)) for s in STRATEGIES}
+    for metric in ("brier", "nll"):
+        delta[metric] = boot.diff(UNCHECKED[metric], (y, p_cand), (y, p_ref))
+    out["delta"] = delta
+    return out
+
+
+def _alignment_table(a: list[Explanation], b: list[Explanation], top_k) -> dict[str, np.ndarray]:
+    names = metric_names(top_k)
+    table = {n: np.full(len(a), np.nan) for n in names}
+    for i, (ea, eb) in enumerate(zip(a, b)):
+        if ea.example_id != eb.example_id:
+            raise RuntimeError("explanations are not aligned by example")
+        if len(ea.weights) == 0:
+            continue
+        for n, v in pair_metrics(ea.weights, eb.weights, top_k).items():
+            table[n][i] = v
+    return table
+
+
+def _explain_cached(models: list[TaskModel], examples, targets, explainer, seed, budget, progress,
+                    label: str | None = None) -> dict[str, list[Explanation]]:
+    """Explanations per model, each example cached on disk as soon as it is done."""
+    runs: dict[str, list[Explanation]] = {m.name: [] for m in models}
+    desc = f"{explainer} ({label or 'all models'})"
+    for ex, target in _progress(list(zip(examples, targets)), progress, desc, unit="pair"):
+        todo = {}
+        for m in models:
+            path = _explanation_path(m, ex, explainer, seed, budget, int(target))
+            hit = cache.load_arrays(path) if path is not None else None
+            if hit is not None:
+                runs[m.name].append(Explanation(ex.id, m.name, explainer, seed, int(target),
+                                                segment(ex.text_a, ex.text_b), hit["weights"], int(hit["n_evals"])))
+            else:
+                todo[m.name] = (m, path)
+        if todo:
+            result = explain_examples({n: m for n, (m, _) in todo.items()}, [ex], [int(target)], explainer, seed,
+                                      budget)
+            for n, (m, path) in todo.items():
+                e = result[n][0]
+                if path is not None:
+                    cache.save_arrays(path, {"weights": e.weights, "n_evals": np.array(e.n_evals)})
+                runs[n].append(e)
+    # keep example order regardless of cache hits
+    return runs
+
+
+def _explanation_path(model: TaskModel, ex, explainer, seed, budget, target):
+    fp = model.fingerprint
+    if fp is None:
+        return None
+    k = cache.key("explain", _EXPLAIN_VERSION, fp, ex.id, ex.text_a, ex.text_b, explainer, seed, budget, target)
+    return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
+
+
+def _progress(items, enabled: bool, desc: str, unit: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for dist in ("trusteq", "torch", "transformers", "tokenizers", "onnxruntime", "lime", "shap", "numpy", "scipy",
+                 "scikit-learn"):
+        out[dist] = _version(dist)
+    return out

@@ -1,0 +1,443 @@
+"""Sentence-pair classifiers behind one interface, and their label alignment.
+
+A model is anything that maps a list of ``(text_a, text_b)`` pairs to class
+probabilities of shape (n, C) in the model's own class order. Three kinds are
+supported:
+
+* :class:`HFClassifier` - a Hugging Face ``AutoModelForSequenceClassification``
+  from a local folder or a hub id;
+* :class:`ONNXClassifier` - a folder with a ``*.onnx`` graph, ``config.json``
+  (for ``id2label``) and tokenizer files, run with ONNX Runtime;
+* :class:`CallableClassifier` - any Python callable ``f(pairs) -> (n, C)``.
+
+:func:`align_labels` maps the model's classes onto the task's label names *by
+name* (``id2label``), never by position, and :class:`TaskModel` returns
+probabilities in the dataset's class order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .data import normalize_label
+from .errors import LabelError, ModelError
+
+__all__ = [
+    "PairClassifier",
+    "HFClassifier",
+    "ONNXClassifier",
+    "CallableClassifier",
+    "TaskModel",
+    "load_model",
+    "align_labels",
+    "check_probabilities",
+]
+
+Pairs = Sequence[tuple[str, str]]
+
+
+class PairClassifier:
+    """Base class: a named model with class names and batched probabilities.
+
+    Attributes
+    ----------
+    name : str
+        Name used in reports.
+    class_names : tuple of str
+        The model's classes in output order (from ``id2label``), shape (C,).
+    fingerprint : str or None
+        Content hash of weights, tokenizer and settings; ``None`` disables the
+        on-disk prediction cache for this model.
+    max_length : int or None
+        Maximum number of tokens per pair; longer pairs are truncated.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    fingerprint: str | None = None
+    max_length: int | None = None
+    kind: str = "model"
+
+    def predict_proba(self, pairs: Pairs) -> np.ndarray:
+        """Class probabilities, shape (n, C), float64, rows sum to 1."""
+        raise NotImplementedError
+
+    def count_truncated(self, pairs: Pairs) -> int:
+        """Number of pairs longer than ``max_length`` tokens (0 if unknown)."""
+        return 0
+
+    def info(self) -> dict:
+        """Provenance of the model for report.json."""
+        return {"kind": self.kind, "class_names": list(self.class_names), "fingerprint": self.fingerprint,
+                "max_length": self.max_length}
+
+
+class _TokenizedClassifier(PairClassifier):
+    """Shared batching for models that take tokenizer output."""
+
+    def __init__(self, tokenizer, max_length: int, batch_size: int):
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+
+    def _encode(self, pairs: Pairs):
+        a = [p[0] for p in pairs]
+        b = [p[1] for p in pairs]
+        return self.tokenizer(a, b, truncation=True, max_length=self.max_length)
+
+    def count_truncated(self, pairs: Pairs) -> int:
+        if not pairs:
+            return 0
+        enc = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation=False)
+        return int(sum(len(ids) > self.max_length for ids in enc["input_ids"]))
+
+    def _batches(self, pairs: Pairs):
+        """Yield (indices, padded numpy batch), longest pairs first (dynamic padding)."""
+        enc = self._encode(pairs)
+        lengths = np.array([len(ids) for ids in enc["input_ids"]])
+        order = np.argsort(-lengths, kind="stable")
+        keys = list(enc.keys())
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            features = [{k: enc[k][i] for k in keys} for i in idx]
+            batch = self.tokenizer.pad(features, return_tensors="np")
+            yield idx, batch
+
+    def predict_proba(self, pairs: Pairs) -> np.ndarray:
+        out = np.empty((len(pairs), len(self.class_names)), dtype=np.float64)
+        for idx, batch in self._batches(pairs):
+            out[idx] = _softmax(self._logits(batch))
+        return out
+
+    def _logits(self, batch) -> np.ndarray:
+        raise NotImplementedError
+
+
+class HFClassifier(_TokenizedClassifier):
+    """A Hugging Face sequence-pair classifier run with PyTorch.
+
+    Parameters
+    ----------
+    path_or_id : str
+        Local folder or hub id (needs a network unless cached locally).
+    name : str, optional
+        Name in reports; defaults to the folder name or id.
+    max_length : int
+        Tokens per pair after truncation (``longest_first``). Default 128.
+    batch_size : int
+        Pairs per forward pass. Default 64.
+    offline : bool
+        Never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
+
+    Raises
+    ------
+    ModelError
+        The model cannot be loaded; the message names the id and how to
+        provide a local folder.
+    """
+
+    kind = "transformers"
+
+    def __init__(self, path_or_id: str, name: str | None = None, max_length: int = 128, batch_size: int = 64,
+                 offline: bool = False):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        offline = offline or os.environ.get("HF_HUB_OFFLINE") == "1"
+        self.source = str(path_or_id)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=offline)
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.source, local_files_only=offline)
+        except Exception as exc:
+            raise ModelError(_load_message(self.source, offline, exc)) from None
+        super().__init__(tokenizer, max_length, batch_size)
+        self.model.eval()
+        self._torch = torch
+        self.name = name or _default_name(self.source)
+        self.class_names = _class_names(self.model.config)
+        self.fingerprint = self._fingerprint()
+
+    def _fingerprint(self) -> str:
+        h = hashlib.sha256(b"transformers\0")
+        for key, tensor in sorted(self.model.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        h.update(json.dumps(self.class_names).encode())
+        h.update(_tokenizer_digest(self.tokenizer).encode())
+        h.update(f"max_length={self.max_length}".encode())
+        return h.hexdigest()
+
+    def _logits(self, batch) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
+            return self.model(**inputs).logits.float().numpy()
+
+    def info(self) -> dict:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {**super().info(), "source": self.source, "parameters": int(n_params)}
+
+
+class ONNXClassifier(_TokenizedClassifier):
+    """A sequence-pair classifier exported to ONNX, run with ONNX Runtime.
+
+    The folder holds one ``*.onnx`` graph whose first output is the logits
+    (batch, C), a ``config.json`` with ``id2label``, and tokenizer files.
+
+    Raises
+    ------
+    ModelError
+        No graph, no config, several graphs, or a graph ONNX Runtime rejects.
+    """
+
+    kind = "onnx"
+
+    def __init__(self, folder: str | Path, name: str | None = None, max_length: int = 128, batch_size: int = 64):
+        import onnxruntime as ort
+        from transformers import AutoConfig, AutoTokenizer
+
+        folder = Path(folder)
+        graphs = sorted(folder.glob("*.onnx"))
+        if len(graphs) != 1:
+            raise ModelError(f"{folder}: expected exactly one *.onnx file, found {len(graphs)}")
+        try:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            self.session = ort.InferenceSession(str(graphs[0]), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"{folder}: cannot load ONNX model ({exc})") from None
+        super().__init__(tokenizer, max_length, batch_size)
+        self.source = str(folder)
+        self.name = name or _default_name(str(folder))
+        self.class_names = _class_names(config)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        h = hashlib.sha256(b"onnx\0")
+        h.update(graphs[0].read_bytes())
+        h.update(json.dumps(self.class_names).encode())
+        h.update(_tokenizer_digest(tokenizer).encode())
+        h.update(f"max_length={self.max_length}".encode())
+        self.fingerprint = h.hexdigest()
+
+    def _logits(self, batch) -> np.ndarray:
+        feeds = {k: np.asarray(batch[k], dtype=np.int64) for k in self.input_names if k in batch}
+        missing = [k for k in self.input_names if k not in feeds]
+        if missing:
+            raise ModelError(f"{self.source}: the graph needs inputs {missing} that the tokenizer does not produce")
+        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+
+    def info(self) -> dict:
+        return {**super().info(), "source": self.source}
+
+
+class CallableClassifier(PairClassifier):
+    """Wrap ``fn(pairs) -> probabilities (n, C)`` as a model.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes a list of ``(text_a, text_b)`` and returns an array (n, C) of
+        probabilities in the order of ``class_names``.
+    class_names : sequence of str
+        Names of the C classes.
+    name : str
+        Name in reports.
+    fingerprint : str, optional
+        Stable identifier of the function's behaviour; without it predictions
+        are not cached on disk.
+    """
+
+    kind = "callable"
+
+    def __init__(self, fn: Callable[[list[tuple[str, str]]], np.ndarray], class_names: Sequence[str], name: str,
+                 fingerprint: str | None = None):
+        self.fn = fn
+        self.class_names = tuple(class_names)
+        self.name = name
+        self.fingerprint = fingerprint
+
+    def predict_proba(self, pairs: Pairs) -> np.ndarray:
+        return np.asarray(self.fn(list(pairs)), dtype=np.float64)
+
+
+def load_model(spec, name: str | None = None, max_length: int = 128, batch_size: int = 64,
+               offline: bool = False) -> PairClassifier:
+    """Load a model from a folder, a hub id, or pass a model object through.
+
+    Parameters
+    ----------
+    spec : str, path or PairClassifier
+        A folder holding a ``*.onnx`` graph (ONNX Runtime), any other folder
+        or a hub id (transformers), or an already built model.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be loaded.
+    """
+    if isinstance(spec, PairClassifier):
+        if name:
+            spec.name = name
+        return spec
+    path = Path(str(spec))
+    if path.is_dir() and any(path.glob("*.onnx")) and not any(path.glob("*.safetensors")) \
+            and not any(path.glob("pytorch_model*.bin")):
+        return ONNXClassifier(path, name=name, max_length=max_length, batch_size=batch_size)
+    if not path.exists() and (str(spec).startswith((".", "/")) or str(spec).count("/") > 1):
+        raise ModelError(f"model '{spec}': no such folder")
+    return HFClassifier(str(spec), name=name, max_length=max_length, batch_size=batch_size, offline=offline)
+
+
+# ---------------------------------------------------------------------------
+# label alignment
+
+_GENERIC = re.compile(r"^(label_?)?\d+$")
+
+
+def align_labels(model_classes: Sequence[str], task_labels: Sequence[str], model_name: str,
+                 override: Sequence[str] | None = None) -> np.ndarray:
+    """Column order that puts a model's probabilities into the task's class order.
+
+    Parameters
+    ----------
+    model_classes : sequence of str, shape (C,)
+        The model's class names in output order (``id2label``).
+    task_labels : sequence of str, shape (K,)
+        The dataset's label names in canonical order.
+    model_name : str
+        Used in error messages.
+    override : sequence of str, optional
+        Label names for the model's outputs 0..C-1, replacing ``id2label``
+        (``--label-map``).
+
+    Returns
+    -------
+    ndarray of int, shape (K,)
+        ``probs[:, cols]`` has column k equal to task label k.
+
+    Raises
+    ------
+    LabelError
+        C differs from K, a class name is generic (``LABEL_0``) with no
+        override, a name is not a task label, or two outputs map to one label.
+    """
+    names = list(override) if override is not None else list(model_classes)
+    source = "--label-map" if override is not None else "id2label"
+    if len(names) != len(model_classes):
+        raise LabelError(f"model '{model_name}': --label-map names {len(names)} classes but the model has "
+                         f"{len(model_classes)} outputs")
+    if len(names) != len(task_labels):
+        raise LabelError(f"model '{model_name}': has {len(names)} classes {list(model_classes)} but the task has "
+                         f"{len(task_labels)} labels {list(task_labels)}")
+    normalized = [normalize_label(n) for n in names]
+    generic = [n for n in names if _GENERIC.match(normalize_label(n))]
+    if generic:
+        raise LabelError(f"model '{model_name}': class names {names} from {source} do not say which label each "
+                         f"output is; pass --label-map {model_name}={','.join(task_labels)} (in the model's output "
+                         f"order) after checking the model card")
+    unknown = [n for n, m in zip(names, normalized) if m not in task_labels]
+    if unknown:
+        raise LabelError(f"model '{model_name}': class names {unknown} from {source} are not labels of this task "
+                         f"{list(task_labels)}; pass --label-map {model_name}=NAME,NAME,... in output order")
+    if len(set(normalized)) != len(normalized):
+        raise LabelError(f"model '{model_name}': class names {names} from {source} are ambiguous (two outputs map "
+                         f"to the same label)")
+    return np.array([normalized.index(label) for label in task_labels], dtype=np.int64)
+
+
+class TaskModel:
+    """A model whose outputs are put in the task's class order.
+
+    Calling it on pairs returns probabilities of shape (n, K), float64,
+    validated by :func:`check_probabilities`.
+    """
+
+    def __init__(self, model: PairClassifier, task_labels: Sequence[str],
+                 label_map: Mapping[str, Sequence[str]] | None = None):
+        self.model = model
+        self.name = model.name
+        self.task_labels = tuple(task_labels)
+        override = None
+        if label_map:
+            override = label_map.get(model.name, label_map.get("*"))
+        self.override = list(override) if override is not None else None
+        self.columns = align_labels(model.class_names, self.task_labels, model.name, self.override)
+
+    @property
+    def fingerprint(self) -> str | None:
+        if self.model.fingerprint is None:
+            return None
+        return hashlib.sha256(f"{self.model.fingerprint}:{self.columns.tolist()}".encode()).hexdigest()
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        if len(pairs) == 0:
+            return np.zeros((0, len(self.task_labels)))
+        probs = self.model.predict_proba(pairs)
+        check_probabilities(probs, len(pairs), len(self.model.class_names), self.name)
+        return probs[:, self.columns]
+
+
+def check_probabilities(probs: np.ndarray, n: int, n_classes: int, model_name: str, atol: float = 1e-4) -> None:
+    """Refuse model output that is not a valid (n, C) probability matrix.
+
+    Raises
+    ------
+    ModelError
+        Wrong shape, NaN or infinite values, negative values, or rows that do
+        not sum to 1 within ``atol``. The message names the model and the
+        first bad row.
+    """
+    if probs.shape != (n, n_classes):
+        raise ModelError(f"model '{model_name}': returned shape {probs.shape}, expected ({n}, {n_classes})")
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        raise ModelError(f"model '{model_name}': returned NaN or infinite probabilities (first at input "
+                         f"{int(np.argmax(bad))})")
+    neg = (probs < 0).any(axis=1)
+    if neg.any():
+        raise ModelError(f"model '{model_name}': returned negative probabilities (first at input {int(np.argmax(neg))})")
+    off = np.abs(probs.sum(axis=1) - 1.0) > atol
+    if off.any():
+        i = int(np.argmax(off))
+        raise ModelError(f"model '{model_name}': probabilities of input {i} sum to {probs[i].sum():.6f}, not 1 "
+                         f"(return softmax outputs, not logits)")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _class_names(config) -> tuple[str, ...]:
+    id2label = getattr(config, "id2label", None) or {}
+    n = int(getattr(config, "num_labels", len(id2label)) or len(id2label))
+    return tuple(str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n))
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _default_name(source: str) -> str:
+    return Path(source.rstrip("/")).name or source
+
+
+def _load_message(source: str, offline: bool, exc: Exception) -> str:
+    if Path(source).exists():
+        return f"model '{source}': cannot load as a transformers sequence classifier ({type(exc).__name__}: {exc})"
+    mode = "offline mode is on, and it" if offline else "it"
+    return (f"model '{source}': not a local folder, and {mode} could not be loaded from the Hugging Face hub "
+            f"({type(exc).__name__}). Download it where a network is available "
+            f"(`huggingface-cli download {source} --local-dir DIR`) and pass --reference/--candidate DIR")
