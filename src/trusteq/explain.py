@@ -23,8 +23,9 @@ Explainers
 * ``"shap"``: ``shap.PartitionExplainer`` (Owen values over a hierarchy), the
   paper's choice; the hierarchy joins adjacent words within a sentence, and
   the two sentences only at the root. Deterministic: seeds do not change it.
-* ``"shap-permutation"``: ``shap.PermutationExplainer`` with the same
-  hierarchy, seeded; at least 2d+1 evaluations (one forward and backward
+* ``"shap-permutation"``: ``shap.PermutationExplainer`` over plain random
+  permutations (seeded; shap's hierarchy-respecting shuffle draws from numba's
+  unseeded generator), at least 2d+1 evaluations (one forward and backward
   permutation).
 
 An explanation is a pure function of (model, examples, settings), so
@@ -307,12 +308,15 @@ def _shap(fn, ex, feats, target, seed, n_evals, explainer):
         calls[0] += len(x)
         return np.asarray(fn([render(ex.text_a, ex.text_b, feats, row > 0.5) for row in x]))
 
-    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
     state = np.random.get_state()
     try:
         if explainer == "shap":
+            masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
             values = shap.PartitionExplainer(f, masker)(np.ones((1, d)), max_evals=n_evals, silent=True).values[0]
         else:
+            # No hierarchy here: shap shuffles along a hierarchy with numba's
+            # own random state, which its ``seed`` does not reach.
+            masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
             budget = max(n_evals, 2 * d + 1)
             exp = shap.PermutationExplainer(f, masker, seed=seed)
             values = exp(np.ones((1, d)), max_evals=budget, silent=True).values[0]

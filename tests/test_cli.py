@@ -1,0 +1,185 @@
+"""End to end: the CLI and the Python API on tiny models and real shared data."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import trusteq
+from trusteq.cli import main
+from trusteq.report import OUTPUT_FILES
+
+
+def run_cli(*args):
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def snli_run(nli_models, shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    code = run_cli("compare", "--reference", nli_models["ref"], "--candidate", nli_models["small"],
+                   "--candidate", nli_models["shuffled"], "--data", shared_data / "snli/test.tsv", "--task", "nli",
+                   "--limit", 120, "--explain-limit", 6, "--lime-samples", 120, "--shap-evals", 120,
+                   "--bootstrap", 200, "--top-k", "5,10", "--no-progress", "--out", out)
+    assert code == 0
+    return out
+
+
+def test_all_outputs_written(snli_run):
+    for name in OUTPUT_FILES:
+        assert (snli_run / name).stat().st_size > 0, name
+
+
+def test_report_json_keys(snli_run):
+    r = json.loads((snli_run / "report.json").read_text())
+    assert r["task"] == "nli" and r["seed"] == 0
+    assert r["reference"] == "ref" and r["candidates"] == ["small", "shuffled"]
+    for name, m in r["models"].items():
+        for key in ("accuracy", "brier", "nll"):
+            assert 0 <= m[key]["value"] and len(m[key]["ci"]) == 2
+        for key in ("ece", "mce"):
+            assert set(m[key]) == {"equal_width", "equal_mass"}
+        assert m["fingerprint"] and m["parameters"] > 0
+    assert r["models"]["ref"]["role"] == "reference"
+    c = r["comparisons"]["small"]
+    assert {"agreement", "flip_rate", "kl", "mcnemar", "delta", "alignment"} <= set(c)
+    for explainer in ("lime", "shap"):
+        a = c["alignment"][explainer]["jaccard@10"]
+        assert 0 <= a["mean"] <= 1 and a["ci"][0] <= a["mean"] <= a["ci"][1]
+        assert "jaccard@5" in c["alignment"][explainer]
+        assert "jaccard@10" in r["noise_floor"][explainer]
+    s = r["settings"]
+    assert s["n_bins"] == 10 and s["binning"] == ["equal_width", "equal_mass"]
+    assert s["lime_samples"] == 120 and s["explained_examples"] == 6
+    assert r["data"]["sha256"] and r["data"]["examples"] == 120 and r["data"]["rows"] == 9824
+    assert r["versions"]["torch"] == "2.13.0+cpu" or r["versions"]["torch"].startswith("2.13.0")
+
+
+def test_predictions_csv(snli_run):
+    lines = (snli_run / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "example_id,model,label,prob_entailment,prob_neutral,prob_contradiction"
+    assert len(lines) == 1 + 120 * 3
+    row = lines[1].split(",")
+    assert row[1] in ("ref", "small", "shuffled") and abs(sum(map(float, row[3:])) - 1) < 1e-9
+
+
+def test_explanations_jsonl_recomputes_alignment(snli_run):
+    from trusteq.alignment import pair_metrics
+
+    recs = [json.loads(line) for line in (snli_run / "explanations.jsonl").read_text().splitlines()]
+    # 6 examples x (3 models + noise-floor run) x 2 explainers
+    assert len(recs) == 6 * 4 * 2
+    by = {(r["example_id"], r["model"], r["explainer"], r["seed"]): r for r in recs}
+    report = json.loads((snli_run / "report.json").read_text())
+    values = []
+    for (ex, model, explainer, seed), rec in by.items():
+        if model == "small" and explainer == "lime":
+            ref = by[(ex, "ref", "lime", 0)]
+            assert [(f["word"], f["sentence"], f["position"]) for f in ref["features"]] == \
+                   [(f["word"], f["sentence"], f["position"]) for f in rec["features"]]
+            values.append(pair_metrics([f["weight"] for f in ref["features"]],
+                                       [f["weight"] for f in rec["features"]])["jaccard@10"])
+    assert np.mean(values) == pytest.approx(report["comparisons"]["small"]["alignment"]["lime"]["jaccard@10"]["mean"])
+
+
+def test_html_is_self_contained(snli_run):
+    page = (snli_run / "report.html").read_text()
+    assert "data:image/png;base64," in page and "<script src" not in page and "href=\"http" not in page
+    assert "Per-example view" in page and 'class="w top"' in page
+
+
+def test_second_run_reuses_cache_and_is_identical(nli_models, shared_data, tmp_path):
+    kwargs = dict(task="nli", limit=40, explainers=["lime"], lime_samples=60, explain_limit=3, n_boot=100,
+                  progress=False)
+    a = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", **kwargs)
+    b = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", **kwargs)
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("created", "timings_s")}  # noqa: E731
+    assert json.dumps(strip(a.to_dict()), sort_keys=True) == json.dumps(strip(b.to_dict()), sort_keys=True)
+    assert a["comparisons"]["small"]["agreement"]["value"] == b["comparisons"]["small"]["agreement"]["value"]
+
+
+def test_explain_reference_prediction(nli_models, shared_data):
+    r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
+                        limit=30, explainers=["lime"], lime_samples=40, explain_limit=4, explain_class="reference",
+                        n_boot=50, progress=False)
+    preds = r.probs["ref"].argmax(axis=1)
+    index = {ex_id: i for i, ex_id in enumerate(r.dataset.ids)}
+    for e in r.explanations["lime"]["ref"]:
+        assert e.explained_class == preds[index[e.example_id]]
+
+
+def test_pi_task_on_mrpc(pi_models, shared_data, tmp_path):
+    code = run_cli("compare", "--reference", pi_models["ref"], "--candidate", pi_models["small"], "--data",
+                   shared_data / "mrpc_glue/test.tsv", "--task", "pi", "--limit", 50, "--explainers", "lime",
+                   "--explain-limit", 3, "--lime-samples", 50, "--bootstrap", 50, "--no-progress", "--out", tmp_path)
+    assert code == 0
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["labels"] == ["not_paraphrase", "paraphrase"]
+
+
+# ---- bad input: one line, exit code 2, nothing written ---------------------
+
+
+def _fails(capsys, out, *args):
+    code = run_cli("compare", *args, "--no-progress", "--out", out)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("trusteq: error: ")
+    assert not out.exists()
+    return err[0]
+
+
+def test_error_missing_column(nli_models, tmp_path, capsys):
+    f = tmp_path / "d.csv"
+    f.write_text("s1,s2,y\nA man.,A dog.,entailment\n")
+    msg = _fails(capsys, tmp_path / "out", "--reference", nli_models["ref"], "--candidate", nli_models["small"],
+                 "--data", f, "--task", "nli", "--text-a", "s1", "--text-b", "hyp", "--label", "y")
+    assert str(f) in msg and "row 1" in msg and "'hyp'" in msg
+
+
+def test_error_unknown_label_and_empty_text(nli_models, tmp_path, capsys):
+    f = tmp_path / "d.tsv"
+    f.write_text("premise\thypothesis\tlabel\nA man.\tA dog.\t5\n")
+    msg = _fails(capsys, tmp_path / "o1", "--reference", nli_models["ref"], "--candidate", nli_models["small"],
+                 "--data", f, "--task", "nli")
+    assert "row 2" in msg and "field 'label'" in msg
+    f.write_text("premise\thypothesis\tlabel\nA man.\t \t1\n")
+    msg = _fails(capsys, tmp_path / "o2", "--reference", nli_models["ref"], "--candidate", nli_models["small"],
+                 "--data", f, "--task", "nli")
+    assert "row 2" in msg and "field 'hypothesis'" in msg and "empty text" in msg
+
+
+def test_error_unreadable_file(nli_models, tmp_path, capsys):
+    msg = _fails(capsys, tmp_path / "out", "--reference", nli_models["ref"], "--candidate", nli_models["small"],
+                 "--data", tmp_path / "missing.tsv", "--task", "nli")
+    assert "missing.tsv" in msg and "no such file" in msg
+
+
+def test_error_model_label_mismatch(nli_models, pi_models, shared_data, tmp_path, capsys):
+    msg = _fails(capsys, tmp_path / "out", "--reference", nli_models["ref"], "--candidate", pi_models["small"],
+                 "--data", shared_data / "snli/test.tsv", "--task", "nli", "--limit", 10)
+    assert "model 'small'" in msg and "2 classes" in msg
+    msg = _fails(capsys, tmp_path / "out", "--reference", nli_models["ref"], "--candidate", nli_models["generic"],
+                 "--data", shared_data / "snli/test.tsv", "--task", "nli", "--limit", 10)
+    assert "--label-map generic=" in msg
+
+
+def test_label_map_option(nli_models, shared_data, tmp_path):
+    code = run_cli("compare", "--reference", nli_models["ref"], "--candidate", nli_models["generic"], "--label-map",
+                   "generic=entailment,neutral,contradiction", "--data", shared_data / "snli/test.tsv", "--task",
+                   "nli", "--limit", 20, "--explainers", "none", "--bootstrap", 20, "--no-progress", "--out", tmp_path)
+    assert code == 0
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["models"]["generic"]["label_map"] == ["entailment", "neutral", "contradiction"]
+    assert r["noise_floor"] == {} and "alignment" not in r["comparisons"]["generic"]
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([sys.executable, "-m", "trusteq", "compare", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for opt in ("--reference", "--candidate", "--data", "--task", "--limit", "--explainers", "--lime-samples",
+                "--shap-evals", "--top-k", "--n-bins", "--seed", "--out", "--label-map", "--text-a", "--no-header",
+                "--label-names", "--explain-class", "--explain-limit", "--max-length", "--offline"):
+        assert opt in out.stdout
