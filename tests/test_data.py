@@ -2,6 +2,8 @@ import json
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trusteq.data import ColumnMap, load_dataset, normalize_label
 from trusteq.errors import DataError
@@ -187,3 +189,76 @@ def test_mixed_two_and_three_way(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("a,b,y\nx,y,neutral\nx,z,not_entailment\n")
     assert "mix" in _error(f, columns=ColumnMap("a", "b", "y"))
+
+
+def test_hf_dataset_names(monkeypatch):
+    """hf:NAME[:CONFIG] goes through datasets.load_dataset (stubbed: no network in tests)."""
+    import sys
+    import types
+
+    class Names:
+        names = ["not_equivalent", "equivalent"]
+
+    class FakeDS(list):
+        column_names = ["sentence1", "sentence2", "label", "idx"]
+        features = {"label": Names()}
+
+    calls = []
+
+    def load(path, config, split):
+        calls.append((path, config, split))
+        return FakeDS([{"sentence1": "A b.", "sentence2": "C d.", "label": 1, "idx": 7}])
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load))
+    ds = load_dataset("hf:glue:mrpc", "pi", split="test")
+    assert calls == [("glue", "mrpc", "test")]
+    assert ds.ids == ["7"] and ds.examples[0].label == "paraphrase" and ds.format == "hf"
+
+
+def test_skip_invalid_lists_every_dropped_row(tmp_path):
+    f = tmp_path / "d.tsv"
+    f.write_bytes(b"premise\thypothesis\tlabel\n"
+                  b"A man.\tA person.\t0\n"           # row 2 ok
+                  b"A dog.\t \t1\n"                   # row 3 empty text
+                  b"A cat.\tAn animal.\t9\n"          # row 4 unknown label
+                  b"Caf\xe9 time.\tCoffee.\t1\n"      # row 5 undecodable
+                  b"A b.\tC d.\n"                     # row 6 wrong field count
+                  b"Two kids.\tChildren.\t0\n")       # row 7 ok
+    with pytest.raises(DataError, match="row 3"):
+        load_dataset(f, "nli")
+    ds = load_dataset(f, "nli", skip_invalid=True)
+    assert ds.ids == ["0", "5"]
+    assert [(d["row"], d["field"]) for d in ds.dropped] == [(3, "hypothesis"), (4, "label"), (5, "premise"),
+                                                           (6, None)]
+    assert "UTF-8" in ds.dropped[2]["reason"] and "empty text" in ds.dropped[0]["reason"]
+    assert ds.n_rows == 6
+
+
+def test_skip_invalid_with_nothing_valid(tmp_path):
+    f = tmp_path / "d.tsv"
+    f.write_text("premise\thypothesis\tlabel\nA\t \t0\n")
+    with pytest.raises(DataError, match="no valid rows"):
+        load_dataset(f, "nli", skip_invalid=True)
+
+
+def test_bom_and_crlf(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_bytes("\ufeffs1,s2,y\r\nA man.,A person.,entailment\r\nUn homme.,\u00c9mile 😀.,neutral\r\n".encode())
+    ds = load_dataset(f, "nli", columns=ColumnMap("s1", "s2", "y"))
+    assert [(e.text_a, e.text_b) for e in ds.examples] == [("A man.", "A person."), ("Un homme.", "\u00c9mile 😀.")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+                          st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+                          st.sampled_from(["paraphrase", "not_paraphrase"])), min_size=1, max_size=8))
+def test_arbitrary_text_round_trips_through_csv(tmp_path_factory, rows):
+    import csv
+
+    f = tmp_path_factory.mktemp("rt") / "d.csv"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["a", "b", "y"])
+        w.writerows(rows)
+    ds = load_dataset(f, "pi", columns=ColumnMap("a", "b", "y"))
+    assert [(e.text_a, e.text_b, e.label) for e in ds.examples] == [(a.strip(), b.strip(), y) for a, b, y in rows]

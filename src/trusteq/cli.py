@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-header", action="store_true", help="the file has no header line; columns are indices")
     g.add_argument("--label-names", metavar="NAMES", help="names of integer label codes 0,1,..., comma-separated")
     g.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random sample of N examples")
+    g.add_argument("--skip-invalid", action="store_true",
+                   help="drop invalid rows (missing or unknown label, empty text, undecodable bytes, duplicate id) "
+                        "instead of stopping; every dropped row and its reason is listed in report.json")
     g = p.add_argument_group("explanations")
     g.add_argument("--explainers", type=_explainers, default=["lime", "shap"], metavar="LIST",
                    help="comma-separated: lime, shap (Partition), shap-permutation; or none")
@@ -132,7 +135,7 @@ def _run_compare(args) -> int:
 
     result = compare(
         args.reference, args.candidate, args.data, args.task,
-        columns=_columns(args), limit=args.limit, explainers=args.explainers, lime_samples=args.lime_samples,
+        columns=_columns(args), limit=args.limit, skip_invalid=args.skip_invalid, explainers=args.explainers, lime_samples=args.lime_samples,
         shap_evals=args.shap_evals, explain_limit=args.explain_limit, explain_class=args.explain_class,
         top_k=args.top_k, n_bins=args.n_bins, seed=args.seed, n_boot=args.bootstrap,
         label_map=_label_map(args.label_map), names=args.name, max_length=args.max_length,

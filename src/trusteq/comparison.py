@@ -76,6 +76,7 @@ def compare(
     *,
     columns: ColumnMap | None = None,
     limit: int | None = None,
+    skip_invalid: bool = False,
     explainers: Sequence[str] = ("lime", "shap"),
     lime_samples: int = 1000,
     shap_evals: int = 500,
@@ -107,6 +108,9 @@ def compare(
         Column mapping for generic files.
     limit : int, optional
         Evaluate a seeded random sample of this many examples.
+    skip_invalid : bool
+        Drop invalid data rows instead of refusing the file; they are listed
+        in ``report.json`` under ``data.dropped``.
     explainers : sequence of {"lime", "shap", "shap-permutation"}
         Empty for no explanations.
     lime_samples, shap_evals : int
@@ -152,7 +156,7 @@ def compare(
     timings: dict[str, float] = {}
     _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit)
     if not isinstance(data, Dataset):
-        data = load_dataset(data, task, columns=columns, limit=limit, seed=seed)
+        data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid)
     dataset = data
     specs = [reference, *candidates]
     if names is not None and len(names) != len(specs):
@@ -233,6 +237,7 @@ def compare(
         "candidates": [m.name for m in models[1:]],
         "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format,
                  "rows": dataset.n_rows, "examples": len(dataset), "limit": dataset.limit,
+                 "dropped": dataset.dropped,
                  "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},
         "settings": {
             "n_bins": n_bins, "binning": list(STRATEGIES), "top_k": list(top_k), "explainers": list(explainers),

@@ -125,6 +125,10 @@ class Dataset:
         ``columns``, ``hf``).
     n_rows : int
         Number of data rows in the source before any ``limit``.
+    limit : int or None
+        Size of the seeded sample, if one was taken.
+    dropped : list of dict
+        Rows dropped with ``skip_invalid``: ``row``, ``id``, ``field``, ``reason``.
     """
 
     examples: list[Example]
@@ -135,6 +139,7 @@ class Dataset:
     format: str
     n_rows: int = 0
     limit: int | None = None
+    dropped: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -202,6 +207,7 @@ def load_dataset(
     limit: int | None = None,
     seed: int = 0,
     split: str = "test",
+    skip_invalid: bool = False,
 ) -> Dataset:
     """Read a labelled sentence-pair dataset.
 
@@ -221,6 +227,10 @@ def load_dataset(
         Seed of that sample.
     split : str
         Split of a Hugging Face dataset.
+    skip_invalid : bool
+        Drop invalid rows (missing or unknown label, empty text, undecodable
+        bytes, wrong field count, duplicate id) instead of refusing the file;
+        each dropped row is listed in :attr:`Dataset.dropped`.
 
     Returns
     -------
@@ -239,7 +249,7 @@ def load_dataset(
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     src = str(source)
     if src.startswith("hf:"):
-        raw, digest, n_rows = _read_hf(src[3:], split, columns)
+        raw, digest = _read_hf(src[3:], split, columns)
     else:
         path = Path(src)
         if not path.is_file():
@@ -250,8 +260,8 @@ def load_dataset(
             raise DataError(src, f"cannot read file: {exc.strerror or exc}") from exc
         digest = hashlib.sha256(data).hexdigest()
         raw = _read_file(src, data, columns)
-    examples = _validate(src, raw, task)
-    n_rows = len(examples)
+    examples, dropped = _validate(src, raw, task, skip_invalid)
+    n_rows = len(examples) + len(dropped)
     label_names = _label_set(src, task, examples)
     if limit is not None:
         if limit < 1:
@@ -259,7 +269,7 @@ def load_dataset(
         if limit < len(examples):
             keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
             examples = [examples[i] for i in keep]
-    return Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, limit)
+    return Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, limit, dropped)
 
 
 # ---------------------------------------------------------------------------
@@ -267,12 +277,11 @@ def load_dataset(
 
 
 def _decode(path: str, data: bytes) -> str:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(path, f"bytes are not valid UTF-8 at byte {exc.start} (expected UTF-8 text)", row=line) from None
-    return text.removeprefix("\ufeff")
+    """UTF-8 text; undecodable bytes survive as surrogate escapes, found per row by ``_validate``."""
+    return data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def _read_file(path: str, data: bytes, columns: ColumnMap | None) -> _Raw:
@@ -346,11 +355,11 @@ def _records(path, fmt, rows, header, ta, tb, lab, id_col, codes) -> _Raw:
     records = []
     for offset, row in enumerate(body):
         line = first_line + offset
-        if not any(cell.strip() for cell in row):
-            raise DataError(path, "blank line where a data row was expected", row=line)
-        if len(row) != len(names) and header:
-            raise DataError(path, f"expected {len(names)} fields, found {len(row)}", row=line)
         rec = {}
+        if not any(cell.strip() for cell in row):
+            rec["__error__"] = (None, "blank line where a data row was expected")
+        elif len(row) != len(names) and header:
+            rec["__error__"] = (None, f"expected {len(names)} fields, found {len(row)}")
         for col, key in zip([*wanted, *id_cols], keys):
             rec[col] = row[key] if key < len(row) else None
         if id_cols:
@@ -381,23 +390,21 @@ def _read_jsonl(path: str, text: str, columns: ColumnMap) -> _Raw:
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        rec = {"__id__": str(len(records))}
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(path, f"not valid JSON ({exc.msg})", row=line_no) from None
+            obj, rec["__error__"] = {}, (None, f"not valid JSON ({exc.msg})")
         if not isinstance(obj, dict):
-            raise DataError(path, "expected a JSON object per line", row=line_no)
-        rec = {}
-        for col in (columns.text_a, columns.text_b, columns.label):
-            if col not in obj:
-                raise DataError(path, f"missing key; the object has {sorted(obj)}", row=line_no, field=str(col))
-            rec[col] = obj[col]
-        if columns.id is not None:
-            if columns.id not in obj:
-                raise DataError(path, "missing key", row=line_no, field=str(columns.id))
+            obj, rec["__error__"] = {}, (None, "expected a JSON object per line")
+        for col in (columns.text_a, columns.text_b, columns.label, columns.id):
+            if col is None:
+                continue
+            if col not in obj and "__error__" not in rec:
+                rec["__error__"] = (str(col), f"missing key; the object has {sorted(obj)}")
+            rec[col] = obj.get(col)
+        if columns.id is not None and obj.get(columns.id) is not None:
             rec["__id__"] = str(obj[columns.id])
-        else:
-            rec["__id__"] = str(len(records))
         records.append((line_no, rec))
     return _Raw("columns", records, columns.text_a, columns.text_b, columns.label, columns.id, columns.label_names)
 
@@ -446,7 +453,7 @@ def _read_hf(name: str, split: str, columns: ColumnMap | None):
         rec["__id__"] = str(row[cols.id]) if cols.id is not None else str(i)
         records.append((i, rec))
     digest = hashlib.sha256(f"hf:{name}:{split}:{getattr(ds, '_fingerprint', '')}".encode()).hexdigest()
-    return _Raw("hf", records, cols.text_a, cols.text_b, cols.label, cols.id, codes), digest, len(records)
+    return _Raw("hf", records, cols.text_a, cols.text_b, cols.label, cols.id, codes), digest
 
 
 def _guess_hf_columns(name: str, names: list[str]) -> ColumnMap:
@@ -460,31 +467,52 @@ def _guess_hf_columns(name: str, names: list[str]) -> ColumnMap:
 # validation
 
 
-def _validate(path: str, raw: _Raw, task: str) -> list[Example]:
+def _validate(path: str, raw: _Raw, task: str, skip_invalid: bool) -> tuple[list[Example], list[dict]]:
+    """Examples of the valid records, and the dropped ones (only with ``skip_invalid``)."""
     codes = raw.codes
     if codes == "glue":
         codes = _GLUE_CODES[task]
     allowed = {name for names in TASKS[task] for name in names}
-    examples = []
+    examples: list[Example] = []
+    dropped: list[dict] = []
     seen: dict[str, int] = {}
     for row, rec in raw.records:
-        texts = []
-        for col in (raw.text_a, raw.text_b):
-            value = rec[col]
-            if value is None:
-                raise DataError(path, "missing value", row=row, field=str(col))
-            value = str(value)
-            if not value.strip():
-                raise DataError(path, "empty text (expected a sentence)", row=row, field=str(col))
-            texts.append(value.strip())
-        label = _parse_label(path, row, raw.label, rec[raw.label], codes, allowed, task)
-        ex_id = rec["__id__"]
-        if ex_id in seen:
-            raise DataError(path, f"duplicate example id {ex_id!r} (first seen at row {seen[ex_id]})", row=row,
-                            field=str(raw.id) if raw.id is not None else "id")
-        seen[ex_id] = row
-        examples.append(Example(ex_id, texts[0], texts[1], label))
-    return examples
+        try:
+            examples.append(_example(path, row, rec, raw, codes, allowed, task, seen))
+        except DataError as err:
+            if not skip_invalid:
+                raise
+            dropped.append({"row": row, "id": rec.get("__id__"), "field": err.field, "reason": err.detail})
+    if not examples:
+        raise DataError(path, f"no valid rows ({len(dropped)} invalid rows dropped)")
+    return examples, dropped
+
+
+def _example(path, row, rec, raw, codes, allowed, task, seen) -> Example:
+    if "__error__" in rec:
+        field_name, message = rec["__error__"]
+        raise DataError(path, message, row=row, field=field_name)
+    for col in (raw.text_a, raw.text_b, raw.label, raw.id if isinstance(raw.id, (str, int)) else None):
+        if col is not None and isinstance(rec.get(col), str) and _UNDECODABLE.search(rec[col]):
+            raise DataError(path, "bytes are not valid UTF-8 (expected UTF-8 text)", row=row, field=str(col))
+    if _UNDECODABLE.search(rec["__id__"]):
+        raise DataError(path, "bytes are not valid UTF-8 (expected UTF-8 text)", row=row, field="id")
+    texts = []
+    for col in (raw.text_a, raw.text_b):
+        value = rec[col]
+        if value is None:
+            raise DataError(path, "missing value", row=row, field=str(col))
+        value = str(value)
+        if not value.strip():
+            raise DataError(path, "empty text (expected a sentence)", row=row, field=str(col))
+        texts.append(value.strip())
+    label = _parse_label(path, row, raw.label, rec[raw.label], codes, allowed, task)
+    ex_id = rec["__id__"]
+    if ex_id in seen:
+        raise DataError(path, f"duplicate example id {ex_id!r} (first seen at row {seen[ex_id]})", row=row,
+                        field=str(raw.id) if isinstance(raw.id, (str, int)) else "id")
+    seen[ex_id] = row
+    return Example(ex_id, texts[0], texts[1], label)
 
 
 def _parse_label(path, row, col, value, codes, allowed, task) -> str:

@@ -125,10 +125,10 @@ def _reliability_figure(result: CompareResult) -> bytes:
     ref = s["reference"]
     cands = s["candidates"]
     strategies = s["settings"]["binning"]
-    fig, axes = plt.subplots(len(strategies), len(cands), figsize=(4.2 * len(cands), 4.0 * len(strategies)),
+    fig, axes = plt.subplots(len(cands), len(strategies), figsize=(4.4 * len(strategies), 4.0 * len(cands)),
                              squeeze=False)
-    for col, cand in enumerate(cands):
-        for row, strategy in enumerate(strategies):
+    for row, cand in enumerate(cands):
+        for col, strategy in enumerate(strategies):
             ax = axes[row][col]
             ax.plot([0, 1], [0, 1], ls=":", color="#888", lw=1)
             for name, color, marker in ((ref, "#555555", "s"), (cand, "#d9480f", "o")):
@@ -281,6 +281,8 @@ def _markdown(s) -> str:
         f"`{d['sha256'][:12]}…`), seed {s['seed']}, {s['settings']['n_bins']} bins, "
         f"{s['settings']['bootstrap']['resamples']} bootstrap resamples; intervals are 95%.",
         "",
+        *([f"{len(d['dropped'])} invalid rows were dropped (--skip-invalid); report.json lists each with its reason.",
+           ""] if d.get("dropped") else []),
         "## Findings",
         "",
         *[f"- {f}" for f in _findings(s)],
@@ -318,7 +320,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 padding:0 1rem;line-height:1.45}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #dee2e6;padding-bottom:.3rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto}
-th,td{border:1px solid #dee2e6;padding:.3rem .5rem;text-align:right;white-space:nowrap}
+th,td{border:1px solid #dee2e6;padding:.3rem .5rem;text-align:right;white-space:nowrap;vertical-align:top}
+td small{color:#868e96}th{white-space:normal}
 th{background:#f1f3f5}td:first-child,th:first-child{text-align:left}
 .meta{color:#495057;font-size:.9rem}.findings li{margin:.3rem 0}
 img{max-width:100%}
@@ -333,9 +336,17 @@ img{max-width:100%}
 """
 
 
+def _cell(text: str) -> str:
+    """A value with its interval on a second, smaller line."""
+    value, sep, ci = text.partition(" [")
+    if not sep:
+        return html.escape(text)
+    return f"{html.escape(value)}<br><small>[{html.escape(ci)}</small>"
+
+
 def _html_table(head, rows) -> str:
     h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
