@@ -39,7 +39,8 @@ def main() -> None:
     p.add_argument("--task", required=True, choices=["nli", "pi"])
     p.add_argument("--layers", type=int, default=6, help="encoder layers kept (1-6)")
     p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -65,10 +66,17 @@ def main() -> None:
             feats.append(model.bert(**enc).last_hidden_state[:, 0].clone())
     x = torch.cat(feats)
     y = torch.tensor(ds.y)
+    # Fresh pooler: the pretrained one was trained on the full 6-layer [CLS] and
+    # saturates on truncated encoders. Standardise inputs through its bias/weights.
+    with torch.no_grad():
+        mu, sd = x.mean(0), x.std(0) + 1e-6
+        torch.nn.init.normal_(model.bert.pooler.dense.weight, std=0.02)
+        model.bert.pooler.dense.weight.div_(sd)
+        model.bert.pooler.dense.bias.copy_(-(model.bert.pooler.dense.weight @ mu))
     head = torch.nn.ModuleList([model.bert.pooler.dense, model.classifier])
     for prm in head.parameters():
         prm.requires_grad_(True)
-    opt = torch.optim.Adam(head.parameters(), lr=1e-3, weight_decay=1e-4)
+    opt = torch.optim.Adam(head.parameters(), lr=args.lr, weight_decay=1e-4)
     model.train()
     for _ in tqdm(range(args.epochs), desc="train head", unit="epoch"):
         opt.zero_grad()
