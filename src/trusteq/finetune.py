@@ -1,0 +1,295 @@
+"""Fine-tuning and knowledge distillation of sentence-pair classifiers.
+
+:func:`finetune` puts a new classification head on a pretrained encoder and
+trains it on labelled pairs; :func:`distill` trains a student on a teacher's
+soft labels (Hinton et al. 2015; DistilBERT, Sanh et al. 2019):
+
+    loss = alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) * CE(y, z_s)
+
+Both write a Hugging Face folder whose ``id2label`` holds the task's label
+names, and ``trusteq-model.json`` with provenance. Training saves a checkpoint
+(atomically) every ``checkpoint_every`` steps and at the end of each epoch; a
+run started again with the same arguments resumes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+import numpy as np
+
+from .cache import atomic_write_text
+from .data import ColumnMap, Dataset, load_dataset
+from .encoders import resolve
+
+__all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance"]
+
+CHECKPOINT = "trusteq-checkpoint.pt"
+PROVENANCE = "trusteq-model.json"
+
+
+@dataclass
+class TrainSettings:
+    """Training hyper-parameters.
+
+    Attributes
+    ----------
+    epochs : int
+    learning_rate : float
+        Peak AdamW learning rate (linear warm-up over 6% of steps, then linear decay).
+    batch_size : int
+    max_length : int
+        Tokens per pair after truncation.
+    freeze_layers : int
+        Number of lower encoder layers (and the embeddings, when > 0) kept frozen.
+    seed : int
+    weight_decay : float
+    checkpoint_every : int
+        Steps between checkpoints.
+    """
+
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_length: int = 128
+    freeze_layers: int = 0
+    seed: int = 0
+    weight_decay: float = 0.01
+    checkpoint_every: int = 200
+
+
+def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
+             columns: ColumnMap | None = None, progress: bool = True) -> dict:
+    """Fine-tune ``base`` (encoder NAME, folder or hub id) as a pair classifier.
+
+    Parameters
+    ----------
+    base : str
+        ``minilm-l6``, ``minilm-l3``, ``mpnet-base``, a folder or a hub id.
+    data, dev : str, path or Dataset
+        Training pairs; optional dev pairs for the reported accuracy.
+    task : {"nli", "pi"}
+    out : path
+        Output folder (Hugging Face format + ``trusteq-model.json``).
+    settings : TrainSettings
+
+    Returns
+    -------
+    dict: the provenance written to ``trusteq-model.json``.
+
+    Raises
+    ------
+    DataError
+        Bad data. ModelError: base cannot be loaded.
+    """
+    settings = settings or TrainSettings()
+    train = data if isinstance(data, Dataset) else load_dataset(data, task, columns=columns)
+    dev_ds = None if dev is None else (dev if isinstance(dev, Dataset) else load_dataset(dev, task, columns=columns))
+    source = resolve(base)
+    labels = list(train.label_names)
+    _quiet()
+    tok, model = _new_classifier(source, labels, settings.seed)
+    _freeze(model, settings.freeze_layers)
+    started = time.time()
+    _train(model, tok, train, None, settings, Path(out), {"kind": "finetune", "base": base}, progress)
+    extra = {"base": base, "base_source": source, "method": "finetune"}
+    return _finish(model, tok, train, dev_ds, settings, Path(out), started, extra)
+
+
+def distill(teacher: str, student: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
+            temperature: float = 2.0, alpha: float = 0.5, columns: ColumnMap | None = None,
+            progress: bool = True) -> dict:
+    """Train ``student`` on the soft labels of the fine-tuned ``teacher``.
+
+    The teacher's probabilities on every training pair are computed once (in
+    the task's class order, aligned by label name). Same parameters as
+    :func:`finetune`, plus ``temperature`` (T > 0) and ``alpha`` (weight of the
+    soft-label loss, in [0, 1]).
+    """
+    from .models import TaskModel, load_model
+
+    if temperature <= 0 or not 0 <= alpha <= 1:
+        raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
+    settings = settings or TrainSettings()
+    train = data if isinstance(data, Dataset) else load_dataset(data, task, columns=columns)
+    dev_ds = None if dev is None else (dev if isinstance(dev, Dataset) else load_dataset(dev, task, columns=columns))
+    labels = list(train.label_names)
+    teacher_model = TaskModel(load_model(str(teacher), max_length=settings.max_length), labels)
+    started = time.time()
+    soft = teacher_model(train.pairs)
+    source = resolve(student)
+    _quiet()
+    tok, model = _new_classifier(source, labels, settings.seed)
+    _freeze(model, settings.freeze_layers)
+    _train(model, tok, train, (soft, temperature, alpha), settings, Path(out),
+           {"kind": "distill", "teacher": str(teacher), "student": student}, progress)
+    extra = {"base": student, "base_source": source, "method": "distill", "teacher": str(teacher),
+             "temperature": temperature, "alpha": alpha}
+    return _finish(model, tok, train, dev_ds, settings, Path(out), started, extra)
+
+
+# ---------------------------------------------------------------------------
+
+
+def _quiet():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _new_classifier(source: str, labels: list[str], seed: int):
+    """Tokenizer and a classifier with a new head for ``labels``, initialised under ``seed``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+        ignore_mismatched_sizes=True)
+    return tok, model
+
+
+def _freeze(model, n_layers: int) -> None:
+    if n_layers <= 0:
+        return
+    base = model.base_model
+    layers = base.encoder.layer
+    if n_layers > len(layers):
+        raise ValueError(f"cannot freeze {n_layers} layers of a {len(layers)}-layer encoder")
+    for p in base.embeddings.parameters():
+        p.requires_grad_(False)
+    for layer in layers[:n_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+
+
+def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path, identity: dict, progress: bool):
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    y = torch.tensor(train.y)
+    soft_t = None if soft is None else torch.tensor(np.log(np.clip(soft[0], 1e-12, 1.0)), dtype=torch.float32)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    key = hashlib.sha256(json.dumps([identity, asdict(settings), train.sha256, train.ids], sort_keys=True)
+                         .encode()).hexdigest()
+    ckpt_path = out / CHECKPOINT
+    step = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt.get("key") == key:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            step = ckpt["step"]
+    enc = tok([a for a, _ in train.pairs], [b for _, b in train.pairs], truncation=True,
+              max_length=settings.max_length)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
+    model.train()
+    while step < total:
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
+        idx = order[in_epoch * settings.batch_size:(in_epoch + 1) * settings.batch_size]
+        batch = tok.pad([{k: enc[k][i] for k in enc.keys()} for i in idx], return_tensors="pt")
+        logits = model(**batch).logits
+        loss = torch.nn.functional.cross_entropy(logits, y[idx])
+        if soft_t is not None:
+            _, t, alpha = soft
+            teacher = torch.log_softmax(soft_t[idx] / t, dim=-1)
+            student = torch.log_softmax(logits / t, dim=-1)
+            kd = torch.nn.functional.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t
+            loss = alpha * kd + (1 - alpha) * loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch + 1)
+        if step % settings.checkpoint_every == 0 or step % steps_per_epoch == 0:
+            _save_checkpoint(ckpt_path, {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "step": step,
+                                         "torch_rng": torch.get_rng_state()})
+    bar.close()
+    model.eval()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate_accuracy(model_dir, ds: Dataset, max_length: int = 128) -> float:
+    """Accuracy of a saved model on ``ds`` (labels aligned by name), in [0, 1]."""
+    from .models import TaskModel, load_model
+
+    probs = TaskModel(load_model(str(model_dir), max_length=max_length), ds.label_names)(ds.pairs)
+    return float(np.mean(probs.argmax(axis=1) == ds.y))
+
+
+def model_stats(folder) -> dict:
+    """Parameter count (and non-zero count) and size on disk in MB of a saved model folder."""
+    folder = Path(folder)
+    weights = [f for pattern in ("*.safetensors", "*.bin", "*.onnx") for f in folder.glob(pattern)]
+    size = sum(f.stat().st_size for f in weights) / 1e6
+    stats = {"size_mb": round(size, 3)}
+    if any(f.suffix == ".safetensors" for f in weights):
+        from safetensors.numpy import load_file
+
+        total = nonzero = 0
+        for f in folder.glob("*.safetensors"):
+            for t in load_file(f).values():
+                total += t.size
+                nonzero += int(np.count_nonzero(t))
+        stats.update(parameters=int(total), nonzero_parameters=int(nonzero))
+    return stats
+
+
+def write_provenance(folder, info: dict) -> dict:
+    """Write ``trusteq-model.json`` into ``folder`` (with size and parameter counts added)."""
+    info = {**info, **model_stats(folder)}
+    atomic_write_text(Path(folder) / PROVENANCE, json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _finish(model, tok, train: Dataset, dev: Dataset | None, settings: TrainSettings, out: Path, started: float,
+            extra: dict) -> dict:
+    from importlib import metadata
+
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    info = {
+        **extra,
+        "task": train.task,
+        "labels": list(train.label_names),
+        "data": {"source": train.source, "sha256": train.sha256, "examples": len(train)},
+        "settings": asdict(settings),
+        "train_seconds": round(time.time() - started, 1),
+        "trusteq_version": metadata.version("trusteq"),
+    }
+    if dev is not None:
+        info["dev"] = {"source": dev.source, "sha256": dev.sha256, "examples": len(dev),
+                       "accuracy": evaluate_accuracy(out, dev, settings.max_length)}
+    info = write_provenance(out, info)
+    ckpt = out / CHECKPOINT
+    if ckpt.exists():
+        ckpt.unlink()
+    return info
