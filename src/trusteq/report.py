@@ -231,7 +231,10 @@ def _alignment_rows(s):
     ks = s["settings"]["top_k"]
     metrics = [f"jaccard@{k}" for k in ks] + [f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
                                               f"sign_agreement@{ks[0]}", f"signed_rank_agreement@{ks[0]}", "spearman"]
-    head = ["explainer", "run"] + metrics
+    short = {"jaccard": "Jaccard", "feature_agreement": "feature", "rank_agreement": "rank", "sign_agreement": "sign",
+             "signed_rank_agreement": "signed rank", "spearman": "Spearman"}
+    head = ["explainer", "run"] + [short[m.split("@")[0]] + ("@" + m.split("@")[1] if "@" in m else "")
+                                   for m in metrics]
     rows = []
     for explainer in s["settings"]["explainers"]:
         for name, c in s["comparisons"].items():
