@@ -282,8 +282,7 @@ def _unique_names(models):
 
 
 def _calibration(boot: Bootstrap, y, p, n_bins) -> dict:
-    acc = lambda yy, pp: float(np.mean(pp.argmax(axis=1) == yy))  # noqa: E731
-    out = {"accuracy": boot.ci(acc, y, p)}
+    out = {"accuracy": boot.ci(accuracy, y, p)}
     for metric in ("ece", "mce"):
         out[metric] = {s: boot.ci(lambda yy, pp, s=s, f=UNCHECKED[metric]: f(yy, pp, n_bins, s), y, p)
                        for s in STRATEGIES}
@@ -305,8 +304,7 @@ def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
         "kl": boot.ci(mean, kl_divergence(p_ref, p_cand)),
         "mcnemar": mcnemar_test(y, p_ref, p_cand),
     }
-    acc = lambda yy, pp: accuracy(yy, pp)  # noqa: E731
-    delta = {"accuracy": boot.diff(acc, (y, p_cand), (y, p_ref))}
+    delta = {"accuracy": boot.diff(accuracy, (y, p_cand), (y, p_ref))}
     for metric in ("ece", "mce"):
         delta[metric] = {s: boot.diff(lambda yy, pp, s=s, f=UNCHECKED[metric]: f(yy, pp, n_bins, s), (y, p_cand),
                                       (y, p_ref)) for s in STRATEGIES}
