@@ -246,7 +246,8 @@ def evaluate_accuracy(model_dir, ds: Dataset, max_length: int = 128) -> float:
 
 
 def model_stats(folder) -> dict:
-    """Parameter count (and non-zero count) and size on disk in MB of a saved model folder."""
+    """Size on disk in MB and parameter count of a saved model folder (for safetensors also the
+    non-zero count; for ONNX, the number of elements of all initializers, quantization scales included)."""
     folder = Path(folder)
     weights = [f for pattern in ("*.safetensors", "*.bin", "*.onnx") for f in folder.glob(pattern)]
     size = sum(f.stat().st_size for f in weights) / 1e6
@@ -260,6 +261,11 @@ def model_stats(folder) -> dict:
                 total += t.size
                 nonzero += int(np.count_nonzero(t))
         stats.update(parameters=int(total), nonzero_parameters=int(nonzero))
+    elif any(f.suffix == ".onnx" for f in weights):
+        import onnx
+
+        graph = onnx.load(str(next(f for f in weights if f.suffix == ".onnx")))
+        stats["parameters"] = int(sum(int(np.prod(i.dims)) for i in graph.graph.initializer))
     return stats
 
 
