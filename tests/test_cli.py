@@ -183,3 +183,19 @@ def test_help_documents_every_option():
                 "--shap-evals", "--top-k", "--n-bins", "--seed", "--out", "--label-map", "--text-a", "--no-header",
                 "--label-names", "--explain-class", "--explain-limit", "--max-length", "--offline"):
         assert opt in out.stdout
+
+
+def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
+    f = tmp_path / "d.tsv"
+    f.write_text("premise\thypothesis\tlabel\nA man sleeps.\tA man rests.\t0\nA dog.\t \t1\n"
+                 "Two kids play.\tChildren play.\t0\nA cat.\tAn animal.\t7\n")
+    out = tmp_path / "out"
+    code = run_cli("compare", "--reference", nli_models["ref"], "--candidate", nli_models["small"], "--data", f,
+                   "--task", "nli", "--skip-invalid", "--explainers", "none", "--bootstrap", "20", "--no-progress",
+                   "--out", out)
+    assert code == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["data"]["examples"] == 2 and r["data"]["rows"] == 4
+    assert [(d["row"], d["id"], d["field"]) for d in r["data"]["dropped"]] == [(3, "1", "hypothesis"),
+                                                                                (5, "3", "label")]
+    assert "2 invalid rows were dropped" in (out / "report.md").read_text()

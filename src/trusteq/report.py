@@ -427,6 +427,8 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
         f"<p class='meta'>Task <b>{s['task']}</b> · data {html.escape(d['source'])} ({d['examples']} of {d['rows']} "
         f"examples) · seed {s['seed']} · {st['n_bins']} bins · {st['bootstrap']['resamples']} bootstrap resamples "
         f"(95% intervals) · trusteq {s['trusteq_version']} · {s['created']}</p>",
+        (f"<p class='meta'>{len(d['dropped'])} invalid rows were dropped (--skip-invalid); report.json lists each "
+         f"with its reason.</p>" if d.get("dropped") else ""),
         f"<h2>Findings</h2><ul class='findings'>{findings}</ul>",
         "<h2>Accuracy and calibration</h2>", _html_table(*_model_rows(s)),
         f"<img alt='reliability diagrams' src='{img(reliability_png)}'>",
