@@ -126,7 +126,10 @@ def compare(
         Calibration bins (default 10, as in the paper).
     seed : int
         Fixes every random choice: data sample, explanation sample,
-        perturbations, bootstrap. The noise floor uses ``seed + 1``.
+        perturbations, bootstrap. The reference is explained with ``seed``;
+        the candidates, and the reference again for the noise floor, with
+        ``seed + 1`` (shared perturbations), so that candidate alignment and
+        the noise floor both compare runs with different perturbations.
     n_boot : int
         Bootstrap resamples for every interval.
     label_map : mapping model name (or ``"*"``) -> label names
@@ -212,11 +215,18 @@ def compare(
         eboot = Bootstrap(n_explain, n_boot=n_boot, seed=seed)
         for explainer in explainers:
             budget = lime_samples if explainer == "lime" else shap_evals
-            runs = _explain_cached(models, examples, targets, explainer, seed, budget, progress)
-            explanations[explainer] = runs
+            # The reference is explained with `seed`; the candidates and the reference's
+            # noise-floor run share the perturbations of `seed + 1`. Every compared pair of
+            # runs thus differs in its perturbations, so candidate alignment and the noise
+            # floor are measured on the same footing (shared perturbations would inflate
+            # cross-model agreement above the floor).
             floor_name = f"{ref.name}@seed{seed + 1}"
-            runs[floor_name] = _explain_cached([ref], examples, targets, explainer, seed + 1, budget, progress,
-                                               label="noise floor")[ref.name]
+            first = _explain_cached([ref], examples, targets, explainer, seed, budget, progress, "reference")
+            second = _explain_cached(models, examples, targets, explainer, seed + 1, budget, progress,
+                                     "candidates and noise floor")
+            runs = {ref.name: first[ref.name], floor_name: second[ref.name],
+                    **{m.name: second[m.name] for m in models[1:]}}
+            explanations[explainer] = runs
             values = alignment_values[explainer] = {}
             values[floor_name] = _alignment_table(runs[ref.name], runs[floor_name], top_k)
             noise_floor[explainer] = {k: eboot.mean(v) for k, v in values[floor_name].items()}
@@ -242,7 +252,9 @@ def compare(
         "settings": {
             "n_bins": n_bins, "binning": list(STRATEGIES), "top_k": list(top_k), "explainers": list(explainers),
             "lime_samples": lime_samples, "shap_evals": shap_evals, "explained_examples": len(explained_ids),
-            "explain_class": explain_class, "noise_floor_seed": seed + 1, "max_length": max_length,
+            "explain_class": explain_class, "explain_seeds": {"reference": seed, "candidates": seed + 1,
+                                                               "noise_floor": [seed, seed + 1]},
+            "max_length": max_length,
             "batch_size": batch_size, "bootstrap": boot.describe(),
         },
         "versions": _versions(),
@@ -328,10 +340,10 @@ def _alignment_table(a: list[Explanation], b: list[Explanation], top_k) -> dict[
 
 
 def _explain_cached(models: list[TaskModel], examples, targets, explainer, seed, budget, progress,
-                    label: str | None = None) -> dict[str, list[Explanation]]:
+                    label: str) -> dict[str, list[Explanation]]:
     """Explanations per model, each example cached on disk as soon as it is done."""
     runs: dict[str, list[Explanation]] = {m.name: [] for m in models}
-    desc = f"{explainer} ({label or 'all models'})"
+    desc = f"{explainer} ({label})"
     for ex, target in _progress(list(zip(examples, targets)), progress, desc, unit="pair"):
         todo = {}
         for m in models:

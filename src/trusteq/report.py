@@ -241,7 +241,7 @@ def _alignment_rows(s):
             a = c.get("alignment", {}).get(explainer, {})
             rows.append([explainer, f"{name} vs {s['reference']}"] + [_fmt(a.get(m)) for m in metrics])
         nf = s["noise_floor"].get(explainer, {})
-        rows.append([explainer, f"noise floor: {s['reference']} seed {s['seed']} vs {s['seed'] + 1}"] +
+        rows.append([explainer, f"noise floor: {s['reference']} seed {s['seed']} vs seed {s['seed'] + 1}"] +
                     [_fmt(nf.get(m)) for m in metrics])
     return head, rows
 
@@ -305,8 +305,10 @@ def _markdown(s) -> str:
             "## Explanation alignment",
             "",
             f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. The noise floor compares two "
-            f"runs of the reference with different seeds: alignment near it is as good as the explainer can show.",
+            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. The reference is explained with seed "
+            f"{s['seed']}, the candidates with seed {s['seed'] + 1}; the noise floor compares the reference's own runs "
+            f"with seeds {s['seed']} and {s['seed'] + 1}. Alignment near the floor is as close as the explainer can "
+            f"show; alignment below it is a real difference.",
             "",
             _md_table(*_alignment_rows(s)),
             "",
@@ -438,8 +440,9 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
         parts += [
             "<h2>Explanation alignment</h2>",
             f"<p class='meta'>{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. The noise floor compares two runs of "
-            f"the reference with different seeds.</p>",
+            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. The reference is explained with seed "
+            f"{s['seed']}, the candidates with seed {s['seed'] + 1}; the noise floor compares the reference's runs with "
+            f"seeds {s['seed']} and {s['seed'] + 1}, so both are measured across different perturbations.</p>",
             _html_table(*_alignment_rows(s)),
             f"<img alt='alignment distributions' src='{img(alignment_png)}'>",
             "<h2>Per-example view</h2>", _examples_html(result, n_shown),
