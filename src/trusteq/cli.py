@@ -144,6 +144,10 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     _train_options(p, epochs=3)
 
+    p = sub.add_parser("study", help="build the models and run the comparisons of a study file (resumable)")
+    p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("compress", help="int8 quantization, magnitude pruning or layer dropping", formatter_class=fmt)
     p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder")
     p.add_argument("--method", required=True, help="int8 | prune:S (sparsity, e.g. 0.5) | drop-layers:N")
@@ -163,6 +167,11 @@ def _settings(args):
 def _run_workshop(args) -> int:
     import json
 
+    if args.command == "study":
+        from .study import run_study
+
+        run_study(args.file, progress=not args.no_progress)
+        return 0
     if args.command == "models":
         from .encoders import pull
 
