@@ -176,8 +176,8 @@ def compare(
     # predictions
     t0 = time.time()
     preds = {}
-    for m in _progress(models, progress, "predict", unit="model"):
-        preds[m.name] = predict(m, dataset)
+    for m in models:
+        preds[m.name] = predict(m, dataset, progress=progress)
     probs = {name: p.probs for name, p in preds.items()}
     timings["predict"] = time.time() - t0
 

@@ -65,8 +65,8 @@ class PairClassifier:
     max_length: int | None = None
     kind: str = "model"
 
-    def predict_proba(self, pairs: Pairs) -> np.ndarray:
-        """Class probabilities, shape (n, C), float64, rows sum to 1."""
+    def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
+        """Class probabilities, shape (n, C), float64, rows sum to 1 (a progress bar over batches if asked)."""
         raise NotImplementedError
 
     def count_truncated(self, pairs: Pairs) -> int:
@@ -110,10 +110,15 @@ class _TokenizedClassifier(PairClassifier):
             batch = self.tokenizer.pad(features, return_tensors="np")
             yield idx, batch
 
-    def predict_proba(self, pairs: Pairs) -> np.ndarray:
+    def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
+        from tqdm.auto import tqdm
+
         out = np.empty((len(pairs), len(self.class_names)), dtype=np.float64)
-        for idx, batch in self._batches(pairs):
-            out[idx] = _softmax(self._logits(batch))
+        with tqdm(total=len(pairs), desc=f"predict {self.name}", unit="pair", leave=False,
+                  disable=not progress) as bar:
+            for idx, batch in self._batches(pairs):
+                out[idx] = _softmax(self._logits(batch))
+                bar.update(len(idx))
         return out
 
     def _logits(self, batch) -> np.ndarray:
@@ -264,7 +269,7 @@ class CallableClassifier(PairClassifier):
         self.name = name
         self.fingerprint = fingerprint
 
-    def predict_proba(self, pairs: Pairs) -> np.ndarray:
+    def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         return np.asarray(self.fn(list(pairs)), dtype=np.float64)
 
 
@@ -377,10 +382,10 @@ class TaskModel:
             return None
         return hashlib.sha256(f"{self.model.fingerprint}:{self.columns.tolist()}".encode()).hexdigest()
 
-    def __call__(self, pairs: Pairs) -> np.ndarray:
+    def __call__(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         if len(pairs) == 0:
             return np.zeros((0, len(self.task_labels)))
-        probs = self.model.predict_proba(pairs)
+        probs = self.model.predict_proba(pairs, progress=progress)
         check_probabilities(probs, len(pairs), len(self.model.class_names), self.name)
         return probs[:, self.columns]
 

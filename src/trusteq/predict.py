@@ -36,7 +36,7 @@ class Predictions:
     cached: bool
 
 
-def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True) -> Predictions:
+def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress: bool = False) -> Predictions:
     """Run ``model`` on every pair of ``dataset``, reusing a cached result.
 
     The cache key combines the model fingerprint (weights, tokenizer,
@@ -57,7 +57,7 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True) -> Predi
         if hit is not None:
             return Predictions(model.name, hit["probs"], int(hit["truncated"]), True)
     pairs = dataset.pairs
-    probs = model(pairs)
+    probs = model(pairs, progress=progress)
     truncated = model.model.count_truncated(pairs)
     if path is not None:
         cache.save_arrays(path, {"probs": probs, "truncated": np.array(truncated)})
