@@ -69,7 +69,7 @@ def build_model(spec: str, labels, max_length: int):
         folder = tempfile.mkdtemp(prefix="trusteq-bench-")
         AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={l: i for i, l in enumerate(labels)}).save_pretrained(folder)
+            label2id={name: i for i, name in enumerate(labels)}).save_pretrained(folder)
         AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     clf = HFClassifier(folder, name=spec, max_length=max_length)
     return TaskModel(clf, labels), clf.tokenizer

@@ -26,7 +26,7 @@ def make_bert(folder: Path, labels, seed: int = 0, hidden: int = 32, layers: int
     config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=max_pos,
                         num_labels=len(labels), id2label=dict(enumerate(labels)),
-                        label2id={l: i for i, l in enumerate(labels)}, initializer_range=0.3)
+                        label2id={name: i for i, name in enumerate(labels)}, initializer_range=0.3)
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config)
     model.save_pretrained(folder)

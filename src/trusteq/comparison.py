@@ -184,7 +184,7 @@ def compare(
     # calibration and agreement
     t0 = time.time()
     y = dataset.y
-    for name, p in probs.items():
+    for p in probs.values():
         check_probabilities(y, p)
     boot = Bootstrap(len(dataset), n_boot=n_boot, seed=seed)
     model_section = {}
@@ -357,7 +357,7 @@ def _explain_cached(models: list[TaskModel], examples, targets, explainer, seed,
         if todo:
             result = explain_examples({n: m for n, (m, _) in todo.items()}, [ex], [int(target)], explainer, seed,
                                       budget)
-            for n, (m, path) in todo.items():
+            for n, (_, path) in todo.items():
                 e = result[n][0]
                 if path is not None:
                     cache.save_arrays(path, {"weights": e.weights, "n_evals": np.array(e.n_evals)})

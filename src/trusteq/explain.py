@@ -183,9 +183,9 @@ def pair_linkage(n_a: int, n_b: int) -> np.ndarray:
         while len(nodes) > 1:
             merged = []
             for i in range(0, len(nodes) - 1, 2):
-                (l, ls, ll), (r, rs, rl) = nodes[i], nodes[i + 1]
+                (left, ls, ll), (right, rs, rl) = nodes[i], nodes[i + 1]
                 level = max(ll, rl) + 1
-                rows.append([l, r, level, ls + rs])
+                rows.append([left, right, level, ls + rs])
                 merged.append((next_id, ls + rs, level))
                 next_id += 1
             if len(nodes) % 2:
@@ -197,8 +197,8 @@ def pair_linkage(n_a: int, n_b: int) -> np.ndarray:
     if n_b:
         roots.append(build(list(range(n_a, n_a + n_b))))
     if len(roots) == 2:
-        (l, ls, ll), (r, rs, rl) = roots
-        rows.append([l, r, max(ll, rl) + 1, ls + rs])
+        (left, ls, ll), (right, rs, rl) = roots
+        rows.append([left, right, max(ll, rl) + 1, ls + rs])
     z = np.array(rows, dtype=np.float64)
     # Rows must be ordered by height for a valid linkage; ids were assigned in
     # creation order, so sort stably by height and relabel.

@@ -151,7 +151,7 @@ def _new_classifier(source: str, labels: list[str], seed: int):
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=True)
     return tok, model
 

@@ -95,7 +95,7 @@ def _predictions_csv(result: CompareResult) -> str:
 def _explanations_jsonl(result: CompareResult) -> str:
     labels = result.dataset.label_names
     lines = []
-    for explainer, runs in result.explanations.items():
+    for runs in result.explanations.values():
         for run in runs.values():
             for e in run:
                 lines.append(json.dumps(e.to_record(labels), ensure_ascii=False))
