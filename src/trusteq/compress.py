@@ -160,7 +160,7 @@ def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSetti
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .data import Dataset, load_dataset
+    from .data import as_dataset
 
     _quiet()
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -172,7 +172,7 @@ def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSetti
     kept = sorted(set(np.round(np.linspace(0, n - 1, keep)).astype(int).tolist()))
     model.base_model.encoder.layer = torch.nn.ModuleList([layers[i] for i in kept])
     model.config.num_hidden_layers = len(kept)
-    train = data if isinstance(data, Dataset) else load_dataset(data, task)
+    train = as_dataset(data, task)
     started = time.time()
     out = Path(out)
     _train(model, tok, train, None, settings, out, {"kind": "drop-layers", "model": str(model_dir), "kept": kept},

@@ -41,6 +41,7 @@ __all__ = [
     "Dataset",
     "ColumnMap",
     "load_dataset",
+    "as_dataset",
     "normalize_label",
     "file_sha256",
 ]
@@ -270,6 +271,11 @@ def load_dataset(
             keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
             examples = [examples[i] for i in keep]
     return Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, limit, dropped)
+
+
+def as_dataset(source, task: str, columns: ColumnMap | None = None) -> Dataset:
+    """``source`` itself if it is a :class:`Dataset`, else :func:`load_dataset` of it (same errors)."""
+    return source if isinstance(source, Dataset) else load_dataset(source, task, columns=columns)
 
 
 # ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import atomic_write_text
-from .data import ColumnMap, Dataset, load_dataset
+from .data import ColumnMap, Dataset, as_dataset
 from .encoders import resolve
 
 __all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance"]
@@ -88,8 +88,8 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
         Bad data. ModelError: base cannot be loaded.
     """
     settings = settings or TrainSettings()
-    train = data if isinstance(data, Dataset) else load_dataset(data, task, columns=columns)
-    dev_ds = None if dev is None else (dev if isinstance(dev, Dataset) else load_dataset(dev, task, columns=columns))
+    train = as_dataset(data, task, columns)
+    dev_ds = None if dev is None else as_dataset(dev, task, columns)
     source = resolve(base)
     labels = list(train.label_names)
     _quiet()
@@ -116,8 +116,8 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
     if temperature <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
     settings = settings or TrainSettings()
-    train = data if isinstance(data, Dataset) else load_dataset(data, task, columns=columns)
-    dev_ds = None if dev is None else (dev if isinstance(dev, Dataset) else load_dataset(dev, task, columns=columns))
+    train = as_dataset(data, task, columns)
+    dev_ds = None if dev is None else as_dataset(dev, task, columns)
     labels = list(train.label_names)
     teacher_model = TaskModel(load_model(str(teacher), max_length=settings.max_length), labels)
     started = time.time()
