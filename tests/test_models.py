@@ -10,7 +10,7 @@ from trusteq import cache
 from trusteq.data import Dataset, Example
 from trusteq.errors import LabelError, ModelError
 from trusteq.models import CallableClassifier, ONNXClassifier, TaskModel, align_labels, load_model
-from trusteq.predict import predict
+from trusteq.predict import onnx_twin, predict
 
 PAIRS = [("A man is sleeping on the grass.", "A man is outside."),
          ("Two dogs are running.", "The cat is sleeping."),
@@ -140,6 +140,30 @@ def test_onnx_model_matches_pytorch(nli_models, tmp_path):
     onnx_model = load_model(str(out))
     assert isinstance(onnx_model, ONNXClassifier)
     assert np.abs(onnx_model.predict_proba(PAIRS) - load_model(str(src)).predict_proba(PAIRS)).max() < 1e-5
+
+
+def test_onnx_twin_reproduces_pytorch_and_is_reused(nli_models):
+    model = TaskModel(load_model(str(nli_models["shuffled"])), NLI)
+    twin, record = onnx_twin(model, PAIRS)
+    assert record["runtime"] == "onnxruntime" and record["checked_pairs"] == len(PAIRS)
+    assert isinstance(twin.model, ONNXClassifier) and twin.name == model.name
+    # Same task order (the shuffled model's columns are aligned by name in both).
+    assert np.abs(twin(PAIRS) - model(PAIRS)).max() <= record["max_abs_diff"] <= 1e-5
+    assert twin.fingerprint != model.fingerprint  # explanations are cached per runtime
+    again, _ = onnx_twin(model, PAIRS)  # the export is kept in the cache folder
+    assert again.model.source == twin.model.source
+
+
+def test_onnx_twin_refused_when_probabilities_differ(nli_models, monkeypatch):
+    import trusteq.predict as predict_module
+
+    model = TaskModel(load_model(str(nli_models["ref"])), NLI)
+    monkeypatch.setattr(predict_module, "TWIN_ATOL", 0.0)
+    kept, record = onnx_twin(model, PAIRS)
+    if record["max_abs_diff"] > 0:  # bit-identical outputs would be a legitimate twin
+        assert kept is model and "differs" in record["reason"]
+    callable_model = TaskModel(CallableClassifier(lambda p: np.full((len(p), 3), 1 / 3), NLI, "c"), NLI)
+    assert onnx_twin(callable_model, PAIRS)[0] is callable_model
 
 
 def test_prediction_cache_hit_and_corruption(nli_models):

@@ -24,7 +24,7 @@ from .calibration import STRATEGIES, UNCHECKED, check_probabilities, reliability
 from .data import ColumnMap, Dataset, load_dataset
 from .explain import EXPLAINERS, Explanation, explain_examples, segment
 from .models import TaskModel, load_model
-from .predict import predict
+from .predict import onnx_twin, predict
 from .stats import Bootstrap
 
 __all__ = ["compare", "CompareResult", "EXPLAIN_CLASSES"]
@@ -81,6 +81,7 @@ def compare(
     lime_samples: int = 1000,
     shap_evals: int = 500,
     explain_limit: int = 100,
+    explain_repeats: int = 1,
     explain_class: str = "gold",
     top_k: Sequence[int] = (10,),
     n_bins: int = 10,
@@ -117,6 +118,11 @@ def compare(
         Perturbed samples per LIME explanation; evaluations per SHAP one.
     explain_limit : int
         Explain a seeded random sample of this many evaluated examples.
+    explain_repeats : int
+        Repeat the LIME (and shap-permutation) explanations with this many
+        seeds (Rai et al. 2025 use 3); alignment is then the per-example mean
+        over repeats, reported with the mean and variance of the per-repeat
+        means. SHAP Partition is deterministic and runs once.
     explain_class : {"gold", "reference"}
         Class explained: the gold label (as in Rai et al. 2025) or the
         reference model's prediction.
@@ -126,10 +132,11 @@ def compare(
         Calibration bins (default 10, as in the paper).
     seed : int
         Fixes every random choice: data sample, explanation sample,
-        perturbations, bootstrap. The reference is explained with ``seed``;
-        the candidates, and the reference again for the noise floor, with
-        ``seed + 1`` (shared perturbations), so that candidate alignment and
-        the noise floor both compare runs with different perturbations.
+        perturbations, bootstrap. Repeat r explains the reference with
+        ``seed + r`` and the candidates, and the reference again for the
+        noise floor, with ``seed + r + 1`` (shared perturbations), so that
+        candidate alignment and the noise floor both compare runs with
+        different perturbations.
     n_boot : int
         Bootstrap resamples for every interval.
     label_map : mapping model name (or ``"*"``) -> label names
@@ -157,7 +164,8 @@ def compare(
     """
     started = time.time()
     timings: dict[str, float] = {}
-    _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit)
+    _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit,
+                    explain_repeats)
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid)
     dataset = data
@@ -202,6 +210,7 @@ def compare(
     # explanations and alignment
     t0 = time.time()
     explained_ids: list[str] = []
+    explain_runtime: dict[str, dict] = {}
     explanations: dict[str, dict[str, list[Explanation]]] = {}
     noise_floor: dict[str, dict] = {}
     alignment_values: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -213,27 +222,47 @@ def compare(
         explained_ids = [e.id for e in examples]
         targets = y[chosen] if explain_class == "gold" else probs[ref.name][chosen].argmax(axis=1)
         eboot = Bootstrap(n_explain, n_boot=n_boot, seed=seed)
+        # Explanations run on ONNX Runtime where it reproduces PyTorch's probabilities (1e-5).
+        check = [(e.text_a, e.text_b) for e in examples]
+        twins = [onnx_twin(m, check) for m in models]
+        explain_runtime = {m.name: record for m, (_, record) in zip(models, twins)}
+        ref_x, models_x = twins[0][0], [twin for twin, _ in twins]
         for explainer in explainers:
             budget = lime_samples if explainer == "lime" else shap_evals
-            # The reference is explained with `seed`; the candidates and the reference's
-            # noise-floor run share the perturbations of `seed + 1`. Every compared pair of
-            # runs thus differs in its perturbations, so candidate alignment and the noise
-            # floor are measured on the same footing (shared perturbations would inflate
-            # cross-model agreement above the floor).
+            # Repeat r explains the reference with seed + r and the candidates, and the
+            # reference again for the noise floor, with seed + r + 1 (shared perturbations).
+            # Every compared pair of runs thus differs in its perturbations, so candidate
+            # alignment and the noise floor are measured on the same footing (shared
+            # perturbations would inflate cross-model agreement above the floor). The
+            # reference's run of repeat r + 1 is its noise-floor run of repeat r.
+            repeats = 1 if explainer == "shap" else explain_repeats  # Partition: seed-independent
             floor_name = f"{ref.name}@seed{seed + 1}"
-            first = _explain_cached([ref], examples, targets, explainer, seed, budget, progress, "reference")
-            second = _explain_cached(models, examples, targets, explainer, seed + 1, budget, progress,
-                                     "candidates and noise floor")
-            runs = {ref.name: first[ref.name], floor_name: second[ref.name],
-                    **{m.name: second[m.name] for m in models[1:]}}
+            ref_runs = [_explain_cached([ref_x], examples, targets, explainer, seed, budget, progress,
+                                        "reference")[ref.name]]
+            cand_runs = []
+            for r in range(repeats):
+                label = "candidates and noise floor" + (f", repeat {r + 1}/{repeats}" if repeats > 1 else "")
+                cand_runs.append(_explain_cached(models_x, examples, targets, explainer, seed + r + 1, budget,
+                                                 progress, label))
+                ref_runs.append(cand_runs[-1][ref.name])
+            runs = {ref.name: ref_runs[0], floor_name: ref_runs[1], **{m.name: cand_runs[0][m.name] for m in models[1:]}}
+            for r in range(1, repeats):
+                runs[f"{ref.name}@seed{seed + r + 1}"] = ref_runs[r + 1]
+                runs.update({f"{m.name}@seed{seed + r + 1}": cand_runs[r][m.name] for m in models[1:]})
             explanations[explainer] = runs
             values = alignment_values[explainer] = {}
-            values[floor_name] = _alignment_table(runs[ref.name], runs[floor_name], top_k)
-            noise_floor[explainer] = {k: eboot.mean(v) for k, v in values[floor_name].items()}
+            per_repeat = {floor_name: [_alignment_table(ref_runs[r], ref_runs[r + 1], top_k) for r in range(repeats)]}
             for m in models[1:]:
-                values[m.name] = _alignment_table(runs[ref.name], runs[m.name], top_k)
-                comparisons[m.name].setdefault("alignment", {})[explainer] = {
-                    k: eboot.mean(v) for k, v in values[m.name].items()}
+                per_repeat[m.name] = [_alignment_table(ref_runs[r], cand_runs[r][m.name], top_k)
+                                      for r in range(repeats)]
+            summaries = {}
+            for name, tables in per_repeat.items():
+                values[name] = {k: np.nanmean([t[k] for t in tables], axis=0) if repeats > 1 else tables[0][k]
+                                for k in tables[0]}
+                summaries[name] = {k: _over_repeats(eboot, v, [t[k] for t in tables]) for k, v in values[name].items()}
+            noise_floor[explainer] = summaries[floor_name]
+            for m in models[1:]:
+                comparisons[m.name].setdefault("alignment", {})[explainer] = summaries[m.name]
     timings["explain"] = time.time() - t0
     timings["total"] = time.time() - started
 
@@ -252,8 +281,12 @@ def compare(
         "settings": {
             "n_bins": n_bins, "binning": list(STRATEGIES), "top_k": list(top_k), "explainers": list(explainers),
             "lime_samples": lime_samples, "shap_evals": shap_evals, "explained_examples": len(explained_ids),
-            "explain_class": explain_class, "explain_seeds": {"reference": seed, "candidates": seed + 1,
-                                                               "noise_floor": [seed, seed + 1]},
+            "explain_class": explain_class, "explain_repeats": explain_repeats,
+            "explain_seeds": {"reference": list(range(seed, seed + explain_repeats)),
+                              "candidates": list(range(seed + 1, seed + explain_repeats + 1)),
+                              "noise_floor": [[seed + r, seed + r + 1] for r in range(explain_repeats)],
+                              "shap": "Partition is deterministic: one repeat, noise floor 1"},
+            "explain_runtime": explain_runtime,
             "max_length": max_length,
             "batch_size": batch_size, "bootstrap": boot.describe(),
         },
@@ -269,7 +302,8 @@ def compare(
 # ---------------------------------------------------------------------------
 
 
-def _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit):
+def _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit,
+                    explain_repeats):
     if not candidates:
         raise ValueError("at least one candidate model is needed")
     unknown = [e for e in explainers if e not in EXPLAINERS]
@@ -280,7 +314,7 @@ def _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_s
     if not top_k or min(top_k) < 1:
         raise ValueError(f"top-k values must be >= 1, got {list(top_k)}")
     for label, value, low in (("n_bins", n_bins, 1), ("lime_samples", lime_samples, 2), ("shap_evals", shap_evals, 2),
-                              ("explain_limit", explain_limit, 1)):
+                              ("explain_limit", explain_limit, 1), ("explain_repeats", explain_repeats, 1)):
         if value < low:
             raise ValueError(f"{label} must be >= {low}, got {value}")
 
@@ -323,6 +357,16 @@ def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
     for metric in ("brier", "nll"):
         delta[metric] = boot.diff(UNCHECKED[metric], (y, p_cand), (y, p_ref))
     out["delta"] = delta
+    return out
+
+
+def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]) -> dict:
+    """Bootstrap mean and interval of the per-example values (pooled over repeats), plus each repeat's mean
+    and their variance (ddof=1; absent for one repeat)."""
+    out = boot.mean(pooled)
+    if len(repeats) > 1:
+        means = [float(np.nanmean(v)) for v in repeats]
+        out.update(repeat_means=means, repeat_variance=float(np.var(means, ddof=1)))
     return out
 
 

@@ -23,14 +23,14 @@ import json
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
+from .models import export_onnx
 
-__all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers", "export_onnx"]
+__all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers"]
 
 
 def parse_method(method: str) -> tuple[str, float | int | None]:
@@ -86,37 +86,6 @@ def _source_info(model_dir) -> dict:
     src = json.loads(prov.read_text()) if prov.exists() else {}
     return {"source_model": str(model_dir), "task": src.get("task"), "labels": src.get("labels"),
             "source_parameters": src.get("parameters"), "source_size_mb": src.get("size_mb")}
-
-
-def export_onnx(model_dir, out) -> Path:
-    """Export a transformers pair classifier to ``out/model.onnx`` (logits output) with config and tokenizer."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    _quiet()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    enc = tok(["a man is sleeping"], ["a person rests"], return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
-
-    class Logits(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, *args):
-            return self.m(**dict(zip(names, args))).logits
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Logits(model), tuple(enc[n] for n in names), str(out / "model.onnx"), input_names=names,
-                          output_names=["logits"], dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
-                          dynamo=False, opset_version=17)
-    model.config.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out / "model.onnx"
 
 
 def quantize_int8(model_dir, out) -> dict:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -38,6 +39,7 @@ __all__ = [
     "load_model",
     "align_labels",
     "check_probabilities",
+    "export_onnx",
 ]
 
 Pairs = Sequence[tuple[str, str]]
@@ -305,6 +307,43 @@ def load_model(spec, name: str | None = None, max_length: int = 128, batch_size:
 # label alignment
 
 _GENERIC = re.compile(r"^(label_?)?\d+$")
+
+
+def export_onnx(model_dir, out) -> Path:
+    """Export a transformers pair classifier to ``out/model.onnx`` (logits output) with config and tokenizer.
+
+    ``out`` then loads as an :class:`ONNXClassifier`. Returns the graph's path.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    enc = tok(["a man is sleeping"], ["a person rests"], return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, *args):
+            return self.m(**dict(zip(names, args))).logits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Logits(model), tuple(enc[n] for n in names), str(out / "model.onnx"), input_names=names,
+                          output_names=["logits"], dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
+                          dynamo=False, opset_version=17)
+    model.config.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out / "model.onnx"
+
 
 
 def align_labels(model_classes: Sequence[str], task_labels: Sequence[str], model_name: str,
