@@ -199,3 +199,30 @@ def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
     assert [(d["row"], d["id"], d["field"]) for d in r["data"]["dropped"]] == [(3, "1", "hypothesis"),
                                                                                 (5, "3", "label")]
     assert "2 invalid rows were dropped" in (out / "report.md").read_text()
+
+
+def test_explain_repeats_pool_seeds(nli_models, shared_data):
+    r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
+                        limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=40, explain_limit=4,
+                        explain_repeats=3, n_boot=50, progress=False)
+    s = r.summary["settings"]
+    assert s["explain_seeds"]["reference"] == [0, 1, 2] and s["explain_seeds"]["candidates"] == [1, 2, 3]
+    lime = r.explanations["lime"]
+    # repeat r: reference at seed r against the candidate and the reference at seed r + 1
+    ref = [lime["ref"], lime["ref@seed1"], lime["ref@seed2"], lime["ref@seed3"]]
+    cand = [lime["small"], lime["small@seed2"], lime["small@seed3"]]
+    assert [e.seed for e in ref[3]] == [3] * 4 and [e.seed for e in cand[2]] == [3] * 4
+    from trusteq.alignment import pair_metrics
+
+    per_repeat = [[pair_metrics(a.weights, b.weights)["jaccard@10"] for a, b in zip(ref[i], cand[i])]
+                  for i in range(3)]
+    a = r["comparisons"]["small"]["alignment"]["lime"]["jaccard@10"]
+    assert a["repeat_means"] == pytest.approx([np.mean(v) for v in per_repeat])
+    assert a["repeat_variance"] == pytest.approx(np.var([np.mean(v) for v in per_repeat], ddof=1))
+    assert a["mean"] == pytest.approx(np.mean(per_repeat))
+    floor = r["noise_floor"]["lime"]["jaccard@10"]
+    assert floor["repeat_means"][1] == pytest.approx(
+        np.mean([pair_metrics(x.weights, y.weights)["jaccard@10"] for x, y in zip(ref[1], ref[2])]))
+    # SHAP Partition is deterministic: one run per model, no seed spread
+    assert "repeat_means" not in r["comparisons"]["small"]["alignment"]["shap"]["jaccard@10"]
+    assert set(r.explanations["shap"]) == {"ref", "ref@seed1", "small"}

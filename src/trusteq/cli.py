@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shap-evals", type=int, default=500, metavar="N", help="model evaluations per SHAP explanation")
     g.add_argument("--explain-limit", type=int, default=100, metavar="N",
                    help="explain a seeded random sample of N of the evaluated examples")
+    g.add_argument("--explain-repeats", type=int, default=1, metavar="R",
+                   help="repeat LIME with R seeds (mean and variance over seeds; the paper uses 3)")
     g.add_argument("--explain-class", choices=["gold", "reference"], default="gold",
                    help="class explained: the gold label (as in the paper) or the reference's prediction")
     g.add_argument("--top-k", type=_int_list, default=[10], metavar="K[,K...]", help="top-k sizes for alignment")
@@ -229,7 +231,8 @@ def _run_compare(args) -> int:
     result = compare(
         args.reference, args.candidate, args.data, args.task,
         columns=_columns(args), limit=args.limit, skip_invalid=args.skip_invalid, explainers=args.explainers, lime_samples=args.lime_samples,
-        shap_evals=args.shap_evals, explain_limit=args.explain_limit, explain_class=args.explain_class,
+        shap_evals=args.shap_evals, explain_limit=args.explain_limit,
+        explain_repeats=args.explain_repeats, explain_class=args.explain_class,
         top_k=args.top_k, n_bins=args.n_bins, seed=args.seed, n_boot=args.bootstrap,
         label_map=_label_map(args.label_map), names=args.name, max_length=args.max_length,
         batch_size=args.batch_size, offline=args.offline, progress=not args.no_progress,

@@ -235,15 +235,25 @@ def _alignment_rows(s):
              "signed_rank_agreement": "signed rank", "spearman": "Spearman"}
     head = ["explainer", "run"] + [short[m.split("@")[0]] + ("@" + m.split("@")[1] if "@" in m else "")
                                    for m in metrics]
+    repeats = s["settings"].get("explain_repeats", 1)
     rows = []
     for explainer in s["settings"]["explainers"]:
+        seeds = f" ({repeats} seeds)" if repeats > 1 and explainer != "shap" else ""
         for name, c in s["comparisons"].items():
             a = c.get("alignment", {}).get(explainer, {})
-            rows.append([explainer, f"{name} vs {s['reference']}"] + [_fmt(a.get(m)) for m in metrics])
+            rows.append([explainer, f"{name} vs {s['reference']}{seeds}"] + [_fmt_seeds(a.get(m)) for m in metrics])
         nf = s["noise_floor"].get(explainer, {})
-        rows.append([explainer, f"noise floor: {s['reference']} seed {s['seed']} vs seed {s['seed'] + 1}"] +
-                    [_fmt(nf.get(m)) for m in metrics])
+        rows.append([explainer, f"noise floor: {s['reference']} seed s vs s + 1{seeds}"] +
+                    [_fmt_seeds(nf.get(m)) for m in metrics])
     return head, rows
+
+
+def _fmt_seeds(d) -> str:
+    """Mean [CI], with the standard deviation over seeds when there are several."""
+    text = _fmt(d)
+    if d and d.get("repeat_variance") is not None:
+        text += f" ±{np.sqrt(d['repeat_variance']):.3f} sd over seeds"
+    return text
 
 
 def _md_table(head, rows) -> str:
