@@ -41,6 +41,7 @@ def test_study_builds_compares_and_reuses(study, capsys):
     assert main(["study", str(study), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "[1/4] tiny: model ref" in out and "[4/4] tiny: compare ref with pruned, short" in out
+    assert out.count("estimated remaining") == 4
     report = json.loads((study.parent / "reports" / "tiny" / "report.json").read_text())
     assert report["seed"] == 3 and report["candidates"] == ["pruned", "short"]
     assert report["study"]["models"]["pruned"]["method"] == "prune:0.5"
@@ -49,6 +50,31 @@ def test_study_builds_compares_and_reuses(study, capsys):
     stamp = built.stat().st_mtime_ns
     assert main(["study", str(study), "--no-progress"]) == 0
     assert built.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert "[1/4] tiny: model ref (built: reused)" in capsys.readouterr().out
+
+
+def test_time_estimate_counts_each_stage(study):
+    from trusteq.study import Estimate, _order
+
+    spec = load_study(study)
+    exp = spec["experiments"]["tiny"]
+    plan = [("tiny", m) for m in _order(exp["models"], "x")] + [("tiny", None)]
+    est = Estimate(spec, study.parent, study.parent / "built", plan)
+    assert all(c > 0 for c in est.costs)
+    assert est.remaining(0) == pytest.approx(sum(est.costs))
+    assert est.remaining(2) == pytest.approx(sum(est.costs[2:]))  # no stage finished yet: no correction
+    # explanations dominate: ten times the explained pairs costs more than before
+    exp["compare"]["explain_limit"] = 30
+    assert Estimate(spec, study.parent, study.parent / "built", plan).costs[-1] > est.costs[-1]
+    # a stage that took twice its estimate doubles the rest; the correction stays within [1/4, 4]
+    est.costs = [10.0, 20.0, 30.0, 40.0]
+    est.finished(0)
+    est.started[0] -= 20.0
+    est.finished(1)
+    assert est.remaining(1) == pytest.approx(2 * 90.0, rel=0.01)
+    est.started[1] -= 1000.0
+    est.finished(2)
+    assert est.remaining(2) == pytest.approx(4 * 70.0)
 
 
 def test_study_errors(tmp_path):

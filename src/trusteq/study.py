@@ -34,9 +34,11 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
 from .errors import TrustEqError
 
-__all__ = ["run_study", "load_study"]
+__all__ = ["run_study", "load_study", "Estimate"]
 
 _STEPS = ("finetune", "distill", "compress", "path")
 
@@ -88,20 +90,24 @@ def run_study(path, progress: bool = True) -> list[Path]:
     out_root = (base / spec.get("out", path.stem)).resolve()
     work = (base / spec.get("work", f".trusteq-work/{path.stem}")).resolve()
     started = time.time()
-    n_steps = sum(len(e["models"]) + 1 for e in spec["experiments"].values())
+    plan = [(name, model) for name, exp in spec["experiments"].items()
+            for model in [*_order(exp["models"], f"{path}: experiments.{name}"), None]]
+    estimate = Estimate(spec, base, work, plan)
     done = 0
     written = []
 
     def stage(text):
         nonlocal done
+        estimate.finished(done)
         done += 1
         elapsed = time.time() - started
-        print(f"[{done}/{n_steps}] {text} (elapsed {elapsed / 60:.1f} min)", flush=True)
+        print(f"[{done}/{len(plan)}] {text} (elapsed {_duration(elapsed)}; estimated remaining "
+              f"{_duration(estimate.remaining(done - 1))})", flush=True)
 
     for name, exp in spec["experiments"].items():
         folders: dict[str, str] = {}
         for model in _order(exp["models"], f"{path}: experiments.{name}"):
-            stage(f"{name}: model {model}")
+            stage(f"{name}: model {model}" + (" (built: reused)" if estimate.built(name, model) else ""))
             folders[model] = _build(model, exp, folders, work / name, base, seed, progress)
         stage(f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}")
         options = dict(exp.get("compare", {}))
@@ -111,7 +117,7 @@ def run_study(path, progress: bool = True) -> list[Path]:
         result.summary["study"] = {"file": path.name, "experiment": name,
                                    "models": {m: _provenance(folders[m]) for m in folders}}
         written.append(write_report(result, out_root / name).parent)
-    print(f"study finished in {(time.time() - started) / 60:.1f} min; reports in {out_root}")
+    print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
     return written
 
 
@@ -189,3 +195,159 @@ def _provenance(folder: str) -> dict:
     keep = ("method", "base", "teacher", "source_model", "parameters", "nonzero_parameters", "size_mb", "dev",
             "train_seconds", "compress_seconds", "settings")
     return {k: info[k] for k in keep if k in info}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class Estimate:
+    """Seconds each stage of a study should take on this machine, corrected as stages finish.
+
+    Every cost is counted in forward passes of one pair through one model and
+    converted with that model's throughput, measured at the start on 64 test
+    pairs (an encoder with a fresh head stands in for a model not built yet;
+    a compressed model runs at its source's rate). Assumed cost factors:
+
+    * fine-tuning: 3 forward passes per training pair and epoch (backward ~ 2x);
+      distillation adds one teacher pass per training pair;
+    * int8 export and quantization: 3,000 pairs' worth; pruning: 10 s;
+    * predictions: one pass per test pair and model (cached ones are not discounted);
+    * explanations: LIME 0.87 x samples passes (identical masks evaluated once),
+      SHAP Partition min(budget, 0.9 d^2) for d words; the reference runs
+      repeats + 1 LIME and 2 SHAP times, each candidate repeats and 1; perturbed pairs
+      and ONNX Runtime make an explanation pass ~3x cheaper than a test-set pass (1.8x for
+      models already in ONNX). Measured on 2 CPU cores with MiniLM-L6 (benchmarks/explain_speed.py).
+
+    After each stage the remaining estimate is scaled by (actual / estimated)
+    over the finished stages, within [1/4, 4].
+    """
+
+    def __init__(self, spec: dict, base: Path, work: Path, plan: list[tuple[str, str | None]]):
+        self.spec, self.base, self.work, self.plan = spec, base, work, plan
+        self.rates: dict[tuple[str, str], float] = {}
+        self._data: dict[str, tuple] = {}
+        self.costs = [self._cost(name, model) for name, model in plan]
+        self.started = [time.time()] + [0.0] * len(plan)
+        self.actual: list[float] = []
+
+    def built(self, experiment: str, model: str) -> bool:
+        from .finetune import PROVENANCE
+
+        step = next(iter(self.spec["experiments"][experiment]["models"][model]))
+        return step == "path" or (self.work / experiment / model / PROVENANCE).exists()
+
+    def finished(self, i: int) -> None:
+        """Stage ``i - 1`` has just finished (``i`` stages done)."""
+        now = time.time()
+        if i > 0:
+            self.actual.append(now - self.started[i - 1])
+        self.started[i] = now
+
+    def remaining(self, done: int) -> float:
+        n = len(self.actual)  # stages timed so far
+        est = sum(self.costs[:n])
+        scale = float(np.clip(sum(self.actual) / est, 0.25, 4.0)) if n and est > 0 else 1.0
+        return scale * sum(self.costs[done:])
+
+    # -- cost model ---------------------------------------------------------
+
+    def _cost(self, experiment: str, model: str | None) -> float:
+        from .data import load_dataset
+
+        exp = self.spec["experiments"][experiment]
+        if experiment not in self._data:
+            self._data[experiment] = (load_dataset(_path(self.base, exp["train"]), exp["task"]),
+                                      load_dataset(_path(self.base, exp["test"]), exp["task"]))
+        train, test = self._data[experiment]
+        if model is not None:
+            if self.built(experiment, model):
+                return 0.0
+            step, args = next(iter(exp["models"][model].items()))
+            epochs = int(args.get("epochs", 3 if step in ("finetune", "distill") else 1))
+            if step == "finetune":
+                return 3 * epochs * len(train) / self._rate(experiment, model)
+            if step == "distill":
+                return len(train) * (1 / self._rate(experiment, args["teacher"])
+                                     + 3 * epochs / self._rate(experiment, model))
+            method = str(args["method"])
+            if method == "int8":
+                return 3000 / self._rate(experiment, args["model"])
+            if method.startswith("drop-layers"):
+                return 3 * epochs * len(train) / self._rate(experiment, args["model"])
+            return 10.0
+        options = exp.get("compare", {})
+        names = [exp["reference"], *exp["candidates"]]
+        seconds = sum(len(test) / self._rate(experiment, m) for m in names)
+        explainers = options.get("explainers", ("lime", "shap"))
+        n = min(int(options.get("explain_limit", 100)), len(test))
+        repeats = int(options.get("explain_repeats", 1))
+        lime = 0.87 * int(options.get("lime_samples", 1000)) if "lime" in explainers else 0.0
+        from .explain import segment
+
+        words = np.array([len(segment(e.text_a, e.text_b)) for e in test.examples[:2000]])
+        shap = float(np.mean(np.minimum(int(options.get("shap_evals", 500)), 0.9 * words ** 2))) \
+            if "shap" in explainers else 0.0
+        for i, m in enumerate(names):
+            passes = n * ((repeats + 1 if i == 0 else repeats) * lime + (2 if i == 0 else 1) * shap)
+            speedup = 1.8 if self._is_onnx(exp, m) else 3.0
+            seconds += passes / (speedup * self._rate(experiment, m))
+        return seconds
+
+    def _is_onnx(self, exp: dict, model: str) -> bool:
+        step, args = next(iter(exp["models"][model].items()))
+        return step == "compress" and str(args["method"]) == "int8"
+
+    def _rate(self, experiment: str, model: str) -> float:
+        """Forward pairs per second of ``model`` (or what it is built from) on 64 test pairs."""
+        exp = self.spec["experiments"][experiment]
+        if model not in exp["models"]:  # a teacher given as a folder
+            return self._probe(experiment, str(model))
+        step, args = next(iter(exp["models"][model].items()))
+        if step == "compress":
+            return self._rate(experiment, args["model"])
+        if step == "path":
+            return self._probe(experiment, _path(self.base, args))
+        return self._probe(experiment, args["base"] if step == "finetune" else args["student"],
+                           int(args.get("max_length", 128)))
+
+    def _probe(self, experiment: str, source: str, max_length: int = 128) -> float:
+        key = (experiment, f"{source}:{max_length}")
+        if key not in self.rates:
+            self.rates[key] = _throughput(source, self._data[experiment][1].pairs[:64], max_length)
+        return self.rates[key]
+
+
+def _throughput(source: str, pairs, max_length: int) -> float:
+    """Pairs per second of a classifier on ``source`` (encoder NAME, folder or ONNX folder; a fresh
+    head if it has none) at batch 64."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from .encoders import resolve
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        folder = resolve(source)
+        config = None if list(Path(folder).glob("*.onnx")) else AutoConfig.from_pretrained(folder)
+        if config is None or any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
+            from .models import load_model
+
+            run = load_model(folder, max_length=max_length).predict_proba
+        else:  # an encoder: a fresh head
+            tok = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2).eval()
+
+            def run(batch):
+                enc = tok([a for a, _ in batch], [b for _, b in batch], truncation=True, max_length=max_length,
+                          padding=True, return_tensors="pt")
+                with torch.inference_mode():
+                    model(**enc)
+        run(pairs[:4])
+        t = time.perf_counter()
+        run(pairs)
+        return len(pairs) / max(time.perf_counter() - t, 1e-6)
+    finally:
+        hf_logging.set_verbosity(verbosity)
