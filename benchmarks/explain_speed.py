@@ -1,44 +1,60 @@
-"""Explanation speed and stability: the paper's pipeline against trusteq's explainers.
+"""Explanation speed, stability and fidelity: the paper's pipeline (a) against trusteq (b).
 
-Prints, for the same SNLI test pairs, model and seed:
+On the same SNLI test pairs, model and seeds, in one process:
 
 (a) the paper's pipeline: ``lime.lime_text.LimeTextExplainer`` (1,000 samples)
     on "premise ||| hypothesis" and ``shap`` Partition with a Text masker over
-    the model's tokenizer (500 evaluations), classifier batched at 64 with
-    per-batch padding, one example at a time;
+    the model's tokenizer (500 evaluations), classifier batched at 64 in input
+    order with per-batch padding, PyTorch, one model and one example at a time;
 (b) trusteq's explainers (``trusteq.explain.explain_examples``) at the
-    budgets given.
+    budgets given (default: trusteq's defaults), on ONNX Runtime where
+    ``trusteq.predict.onnx_twin`` accepts it (probabilities within 1e-5).
 
-For each: explained examples per second, model evaluations per explanation,
-forward pairs per second during explanation against the model's raw batched
-throughput measured in the same run, stability (mean top-10 Jaccard between
-seeds 0 and 1, with a bootstrap 95% interval) and fidelity (mean top-10
-Jaccard against a high-budget trusteq explanation; LIME only, --fidelity-samples).
+Printed for each explainer and pipeline:
 
-    python benchmarks/explain_speed.py --model minilm-l6 --n 100
+* explained examples per second, and the ratio (b)/(a);
+* model evaluations per explanation (after de-duplication for (b) LIME);
+* forward throughput: pairs per second of time inside the model, and pairs per
+  second of explanation wall time, against the model's raw batched throughput
+  on the unperturbed pairs measured in the same run (same runtime);
+* stability: mean top-10 Jaccard between seeds 0 and 1 of the same model;
+* fidelity: mean top-10 Jaccard against a high-budget explanation of the same
+  method: LIME with 10,000 samples; SHAP Partition run to full expansion of
+  its hierarchy (exact Owen values), on the first ``--fidelity-n`` pairs.
 
-``--model`` is a fine-tuned folder, or an encoder NAME (a random classification
-head is put on it, seeded). This is a benchmark, not a test: it prints figures.
+Means come with bootstrap 95% intervals (1,000 resamples). Then the same for a
+reference and two candidates explained together, as ``trusteq compare`` does.
+
+    python benchmarks/explain_speed.py --model MODEL_DIR --candidates C1 C2
+    python benchmarks/explain_speed.py --model MODEL_DIR --sweep --fidelity-n 40
+
+``--model`` is a fine-tuned folder, or an encoder NAME (a random head is put
+on it, seeded). This is a benchmark, not a test: it prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 
 import numpy as np
 
 from trusteq.alignment import pair_metrics
+from trusteq.comparison import compare
 from trusteq.data import load_dataset
 from trusteq.encoders import ENCODERS, resolve
 from trusteq.explain import explain_examples, segment
+from trusteq.models import TaskModel, load_model
+from trusteq.predict import onnx_twin
 from trusteq.stats import Bootstrap
 
 SEP = " ||| "
+DEFAULTS = {k: v.default for k, v in inspect.signature(compare).parameters.items()}
 
 
 class Counter:
-    """Wraps a pair model: counts pairs and forward time."""
+    """Wraps a pair model: counts pairs and the seconds spent inside it."""
 
     def __init__(self, fn):
         self.fn = fn
@@ -53,14 +69,12 @@ class Counter:
         return out
 
 
-def build_model(spec: str, labels, max_length: int):
-    """A TaskModel and its tokenizer; an encoder NAME gets a seeded random head, saved to a temporary folder."""
+def build_model(spec: str, labels, max_length: int) -> TaskModel:
+    """A TaskModel; an encoder NAME gets a seeded random head, saved to a temporary folder."""
     import tempfile
 
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from trusteq.models import HFClassifier, TaskModel
 
     folder = spec
     if spec in ENCODERS:
@@ -71,47 +85,42 @@ def build_model(spec: str, labels, max_length: int):
             source, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)}).save_pretrained(folder)
         AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    clf = HFClassifier(folder, name=spec, max_length=max_length)
-    return TaskModel(clf, labels), clf.tokenizer
+    return TaskModel(load_model(folder, max_length=max_length), labels)
 
 
 def paper_batch_fn(task_model):
     """The paper's classifier: batches of 64 in input order, padded per batch."""
     def fn(pairs):
-        out = []
-        for i in range(0, len(pairs), 64):
-            out.append(task_model(pairs[i:i + 64]))
+        out = [task_model(pairs[i:i + 64]) for i in range(0, len(pairs), 64)]
         return np.concatenate(out) if out else np.zeros((0, len(task_model.task_labels)))
     return fn
+
+
+def _split(texts):
+    return [tuple(t.split(SEP.strip(), 1)) if SEP.strip() in t else (t, "") for t in texts]
 
 
 def paper_lime(model_fn, examples, targets, seed, samples, labels):
     from lime.lime_text import LimeTextExplainer
 
     explainer = LimeTextExplainer(class_names=list(labels), random_state=seed)
-    weights = []
-
-    def classifier(texts):
-        return model_fn([tuple(t.split(SEP.strip(), 1)) if SEP.strip() in t else (t, "") for t in texts])
-
+    out = []
     for ex, target in zip(examples, targets):
-        exp = explainer.explain_instance(ex.text_a + SEP + ex.text_b, classifier, num_features=10,
-                                         num_samples=samples, labels=(int(target),))
-        weights.append(dict(exp.as_list(label=int(target))))
-    return weights
+        exp = explainer.explain_instance(ex.text_a + SEP + ex.text_b, lambda t: model_fn(_split(t)),
+                                         num_features=10, num_samples=samples, labels=(int(target),))
+        out.append(dict(exp.as_list(label=int(target))))
+    return out
 
 
 def paper_shap(model_fn, tok, examples, targets, evals):
     import shap
 
-    def f(texts):
-        return model_fn([tuple(t.split(SEP.strip(), 1)) if SEP.strip() in t else (t, "") for t in texts])
-
-    explainer = shap.Explainer(f, shap.maskers.Text(tok))
+    explainer = shap.Explainer(lambda t: model_fn(_split(t)), shap.maskers.Text(tok))
     out = []
     for ex, target in zip(examples, targets):
         sv = explainer([ex.text_a + SEP + ex.text_b], max_evals=evals, silent=True)
-        out.append({str(tok_): float(v) for tok_, v in zip(sv.data[0], sv.values[0][:, int(target)])})
+        # position-qualified tokens: a token that occurs twice stays two features
+        out.append({f"{i}:{t}": float(v) for i, (t, v) in enumerate(zip(sv.data[0], sv.values[0][:, int(target)]))})
     return out
 
 
@@ -121,68 +130,139 @@ def jaccard_dicts(a: dict, b: dict, k: int = 10) -> float:
     return len(ta & tb) / max(1, len(ta | tb))
 
 
-def summary(values, seed=0) -> str:
-    r = Bootstrap(len(values), n_boot=1000, seed=seed).mean(np.asarray(values, dtype=float))
+def jaccard_weights(a, b) -> list[float]:
+    return [pair_metrics(x.weights, y.weights)["jaccard@10"] for x, y in zip(a, b)]
+
+
+def ci(values) -> str:
+    r = Bootstrap(len(values), n_boot=1000, seed=0).mean(np.asarray(values, dtype=float))
     return f"{r['mean']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="minilm-l6")
+    p.add_argument("--candidates", nargs="*", default=[], help="two more models for the 3-model run")
     p.add_argument("--data", default="../shared/data/snli/test.tsv")
     p.add_argument("--task", default="nli")
     p.add_argument("--n", type=int, default=100)
-    p.add_argument("--lime-samples", type=int, default=1000, help="trusteq LIME budget (b)")
-    p.add_argument("--shap-evals", type=int, default=500, help="trusteq SHAP budget (b)")
-    p.add_argument("--fidelity-samples", type=int, default=10000)
+    p.add_argument("--fidelity-n", type=int, default=20, help="pairs with high-budget explanations")
+    p.add_argument("--multi-n", type=int, default=10, help="pairs for the 3-model run")
+    p.add_argument("--lime-samples", type=int, default=DEFAULTS["lime_samples"], help="trusteq LIME budget (b)")
+    p.add_argument("--shap-evals", type=int, default=DEFAULTS["shap_evals"], help="trusteq SHAP budget (b)")
     p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: (b)'s stability and fidelity at several budgets, on the first --fidelity-n pairs")
     args = p.parse_args()
 
     ds = load_dataset(args.data, args.task, limit=args.n, seed=0)
-    examples, targets = ds.examples, ds.y
-    task_model, tok = build_model(args.model, ds.label_names, args.max_length)
+    examples, labels = ds.examples, ds.label_names
+    torch_model = build_model(args.model, labels, args.max_length)
+    targets = torch_model(ds.pairs).argmax(axis=1)  # explain the predicted class, as the paper does
+    fast_model, record = onnx_twin(torch_model, ds.pairs)
+    nf = min(args.fidelity_n, len(examples))
 
-    t = time.perf_counter()
-    task_model(ds.pairs * max(1, 2000 // len(ds)))
-    raw = len(ds) * max(1, 2000 // len(ds)) / (time.perf_counter() - t)
-    print(f"model {args.model}; {len(ds)} pairs of {args.data}; raw batched throughput {raw:.1f} pairs/s")
-    rows = []
+    def raw(model):
+        model(ds.pairs[:64])
+        reps = max(1, 2000 // len(ds))
+        t = time.perf_counter()
+        model(ds.pairs * reps)
+        return len(ds) * reps / (time.perf_counter() - t)
 
-    def report(name, seconds, counter, stability, fidelity="n/a"):
-        per = counter.pairs / len(examples) / 2
-        rows.append((name, len(examples) * 2 / seconds))
-        fwd = counter.pairs / counter.seconds if counter.seconds else float("nan")
-        print(f"{name:28s} {len(examples) * 2 / seconds:8.3f} ex/s  {per:7.0f} evals/expl  "
-              f"forward {fwd:7.1f} pairs/s ({fwd / raw:5.1%} of raw)  stability {stability}  fidelity {fidelity}")
+    if args.sweep:
+        sweep(fast_model, examples[:nf], targets[:nf])
+        return
+    raw_torch, raw_fast = raw(torch_model), raw(fast_model)
+    words = [len(segment(e.text_a, e.text_b)) for e in examples]
+    print(f"model {args.model}; {len(ds)} pairs of {args.data} ({np.mean(words):.1f} words per pair on average)")
+    print(f"raw batched throughput: PyTorch {raw_torch:.1f} pairs/s; (b) runtime {record['runtime']} "
+          f"{raw_fast:.1f} pairs/s; (b) runtime check {record}")
+    rates: dict[str, float] = {}
 
-    # (a) the paper's pipeline
-    c = Counter(paper_batch_fn(task_model))
+    def report(name, n_explained, seconds, counter, raw_rate, stability, fidelity):
+        rate = n_explained / seconds
+        rates[name] = rate
+        inside = counter.pairs / counter.seconds
+        print(f"{name:26s} {rate:7.3f} ex/s  {counter.pairs / n_explained:6.0f} evals/expl  forward "
+              f"{inside:6.1f} pairs/s in model = {inside / raw_rate:5.1%} of raw, {counter.pairs / seconds:6.1f} "
+              f"pairs/s of wall = {counter.pairs / seconds / raw_rate:5.1%}  stability {stability}  "
+              f"fidelity {fidelity}", flush=True)
+
+    # (a) the paper's pipeline, PyTorch
+    c = Counter(paper_batch_fn(torch_model))
     t = time.perf_counter()
-    a0 = paper_lime(c, examples, targets, 0, 1000, ds.label_names)
-    a1 = paper_lime(c, examples, targets, 1, 1000, ds.label_names)
-    report("(a) paper LIME 1000", time.perf_counter() - t, c,
-           summary([jaccard_dicts(x, y) for x, y in zip(a0, a1)]))
-    c = Counter(paper_batch_fn(task_model))
+    a0 = paper_lime(c, examples, targets, 0, 1000, labels)
+    a1 = paper_lime(c, examples, targets, 1, 1000, labels)
+    seconds = time.perf_counter() - t
+    # high-budget references run on the fast runtime (the same function within 1e-5; not timed)
+    hi = paper_lime(paper_batch_fn(fast_model), examples[:nf], targets[:nf], 99, 10000, labels)
+    report("(a) LIME 1000", 2 * len(examples), seconds, c, raw_torch,
+           ci([jaccard_dicts(x, y) for x, y in zip(a0, a1)]), ci([jaccard_dicts(x, h) for x, h in zip(a0, hi)]))
+    c = Counter(paper_batch_fn(torch_model))
     t = time.perf_counter()
-    s0 = paper_shap(c, tok, examples, targets, 500)
-    s1 = paper_shap(c, tok, examples, targets, 500)
-    report("(a) paper SHAP Partition 500", time.perf_counter() - t, c,
-           summary([jaccard_dicts(x, y) for x, y in zip(s0, s1)]))
+    s0 = paper_shap(c, torch_model.model.tokenizer, examples, targets, 500)
+    s1 = paper_shap(c, torch_model.model.tokenizer, examples, targets, 500)
+    seconds = time.perf_counter() - t
+    hi = paper_shap(paper_batch_fn(fast_model), torch_model.model.tokenizer, examples[:nf], targets[:nf], 100000)
+    report("(a) SHAP Partition 500", 2 * len(examples), seconds, c, raw_torch,
+           ci([jaccard_dicts(x, y) for x, y in zip(s0, s1)]), ci([jaccard_dicts(x, h) for x, h in zip(s0, hi)]))
 
     # (b) trusteq
-    hi = explain_examples({"m": task_model}, examples, targets, "lime", seed=99,
-                          n_samples=args.fidelity_samples)["m"] if args.fidelity_samples else None
-    for explainer, budget in (("lime", args.lime_samples), ("shap", args.shap_evals)):
-        c = Counter(task_model)
+    for explainer, budget, hi_budget in (("lime", args.lime_samples, 10000), ("shap", args.shap_evals, 100000)):
+        c = Counter(fast_model)
         t = time.perf_counter()
         b0 = explain_examples({"m": c}, examples, targets, explainer, seed=0, n_samples=budget)["m"]
         b1 = explain_examples({"m": c}, examples, targets, explainer, seed=1, n_samples=budget)["m"]
         seconds = time.perf_counter() - t
-        stab = summary([pair_metrics(x.weights, y.weights)["jaccard@10"] for x, y in zip(b0, b1)])
-        fid = summary([pair_metrics(x.weights, h.weights)["jaccard@10"] for x, h in zip(b0, hi)]) \
-            if hi is not None and explainer == "lime" else "n/a"
-        report(f"(b) trusteq {explainer} {budget}", seconds, c, stab, fid)
-    print("features per pair (words):", np.mean([len(segment(e.text_a, e.text_b)) for e in examples]))
+        hi = explain_examples({"m": fast_model}, examples[:nf], targets[:nf], explainer, seed=99,
+                              n_samples=hi_budget)["m"]
+        report(f"(b) {explainer} {budget}", 2 * len(examples), seconds, c, raw_fast,
+               ci(jaccard_weights(b0, b1)), ci(jaccard_weights(b0, hi)))
+    print(f"ratio (b)/(a) examples per second: LIME {rates[f'(b) lime {args.lime_samples}'] / rates['(a) LIME 1000']:.1f}x"
+          f", SHAP {rates[f'(b) shap {args.shap_evals}'] / rates['(a) SHAP Partition 500']:.1f}x")
+
+    if len(args.candidates) >= 2:
+        multi(args, ds, labels, torch_model, targets)
+
+
+def sweep(model, examples, targets) -> None:
+    """Stability and fidelity of (b) against its budget: what the defaults are chosen from."""
+    print(f"budget sweep on {len(examples)} pairs (stability: seeds 0 vs 1; fidelity: against LIME 10,000 "
+          "samples / SHAP fully expanded)")
+    for explainer, budgets, hi_budget in (("lime", (100, 200, 300, 500, 750, 1000, 2000), 10000),
+                                          ("shap", (100, 200, 300, 400, 500, 750), 100000)):
+        hi = explain_examples({"m": model}, examples, targets, explainer, seed=99, n_samples=hi_budget)["m"]
+        for budget in budgets:
+            c = Counter(model)
+            b0 = explain_examples({"m": c}, examples, targets, explainer, seed=0, n_samples=budget)["m"]
+            b1 = explain_examples({"m": model}, examples, targets, explainer, seed=1, n_samples=budget)["m"]
+            print(f"{explainer} {budget:6d}: {c.pairs / len(examples):6.0f} evals/expl  stability "
+                  f"{ci(jaccard_weights(b0, b1))}  fidelity {ci(jaccard_weights(b0, hi))}", flush=True)
+
+
+def multi(args, ds, labels, torch_model, targets) -> None:
+    """A reference and two candidates: (a) one model at a time; (b) together, as ``trusteq compare`` does."""
+    n = min(args.multi_n, len(ds))
+    examples, targets = ds.examples[:n], targets[:n]
+    models = [torch_model] + [build_model(m, labels, args.max_length) for m in args.candidates[:2]]
+    fast = [onnx_twin(m, ds.pairs)[0] for m in models]
+    print(f"\nreference + 2 candidates ({', '.join(args.candidates[:2])}), {n} pairs; examples/s count "
+          "each example once per model set")
+    t = time.perf_counter()
+    for m in models:
+        paper_lime(paper_batch_fn(m), examples, targets, 0, 1000, labels)
+    a_lime = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for m in models:
+        paper_shap(paper_batch_fn(m), m.model.tokenizer, examples, targets, 500)
+    a_shap = n / (time.perf_counter() - t)
+    out = {}
+    for explainer, budget in (("lime", args.lime_samples), ("shap", args.shap_evals)):
+        t = time.perf_counter()
+        explain_examples({f"m{i}": m for i, m in enumerate(fast)}, examples, targets, explainer, 0, budget)
+        out[explainer] = n / (time.perf_counter() - t)
+    print(f"(a) LIME {a_lime:.3f} ex/s, (b) LIME {out['lime']:.3f} ex/s: {out['lime'] / a_lime:.1f}x")
+    print(f"(a) SHAP {a_shap:.3f} ex/s, (b) SHAP {out['shap']:.3f} ex/s: {out['shap'] / a_shap:.1f}x")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
 
     A PyTorch (:class:`~trusteq.models.HFClassifier`) model is exported to
     ONNX once (kept in the cache folder under its fingerprint) and run by
-    ONNX Runtime, about 1.8x the pairs per second of PyTorch for MiniLM on a
+    ONNX Runtime, about 1.9x the pairs per second of PyTorch for MiniLM on a
     2-core CPU. The twin is used only if its probabilities on
     ``check_pairs`` differ from PyTorch's by at most :data:`TWIN_ATOL`
     (1e-5) everywhere; otherwise, or for other kinds of model, or if the

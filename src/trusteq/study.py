@@ -327,8 +327,9 @@ def _throughput(source: str, pairs, max_length: int) -> float:
 
     from .encoders import resolve
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         folder = resolve(source)
         config = None if list(Path(folder).glob("*.onnx")) else AutoConfig.from_pretrained(folder)
@@ -351,3 +352,5 @@ def _throughput(source: str, pairs, max_length: int) -> float:
         return len(pairs) / max(time.perf_counter() - t, 1e-6)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
