@@ -312,9 +312,7 @@ def _shap(fn, ex, feats, target, seed, n_evals, explainer):
     try:
         if explainer == "shap":
             masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
-            explainer_ = shap.PartitionExplainer(f, masker)
-            # 64 tree nodes (128 masks) per model call instead of shap's 10: fewer, fuller batches.
-            values = explainer_(np.ones((1, d)), max_evals=n_evals, silent=True, batch_size=64).values[0]
+            values = shap.PartitionExplainer(f, masker)(np.ones((1, d)), max_evals=n_evals, silent=True).values[0]
         else:
             # No hierarchy here: shap shuffles along a hierarchy with numba's
             # own random state, which its ``seed`` does not reach.
