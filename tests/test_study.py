@@ -74,10 +74,10 @@ def test_time_estimate_counts_each_stage(study, monkeypatch):
     # a stage that took twice its estimate doubles the rest; the correction stays within [1/4, 4]
     est.costs = [10.0, 20.0, 30.0, 40.0]
     est.finished(0)
-    est.started[0] -= 20.0
+    est.stage_started -= 20.0
     est.finished(1)
     assert est.remaining(1) == pytest.approx(2 * 90.0, rel=0.01)
-    est.started[1] -= 1000.0
+    est.stage_started -= 1000.0
     est.finished(2)
     assert est.remaining(2) == pytest.approx(4 * 70.0)
 

@@ -93,29 +93,27 @@ def run_study(path, progress: bool = True) -> list[Path]:
     plan = [(name, model) for name, exp in spec["experiments"].items()
             for model in [*_order(exp["models"], f"{path}: experiments.{name}"), None]]
     estimate = Estimate(spec, base, work, plan)
-    done = 0
     written = []
 
-    def stage(text):
-        nonlocal done
+    def stage(done, text):
         estimate.finished(done)
-        done += 1
-        elapsed = time.time() - started
-        print(f"[{done}/{len(plan)}] {text} (elapsed {_duration(elapsed)}; estimated remaining "
-              f"{_duration(estimate.remaining(done - 1))})", flush=True)
+        print(f"[{done + 1}/{len(plan)}] {text} (elapsed {_duration(time.time() - started)}; estimated remaining "
+              f"{_duration(estimate.remaining(done))})", flush=True)
 
-    for name, exp in spec["experiments"].items():
-        folders: dict[str, str] = {}
-        for model in _order(exp["models"], f"{path}: experiments.{name}"):
-            stage(f"{name}: model {model}" + (" (built: reused)" if estimate.built(name, model) else ""))
-            folders[model] = _build(model, exp, folders, work / name, base, seed, progress)
-        stage(f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}")
+    folders: dict[str, dict[str, str]] = {name: {} for name in spec["experiments"]}
+    for done, (name, model) in enumerate(plan):
+        exp, built = spec["experiments"][name], folders[name]
+        if model is not None:
+            stage(done, f"{name}: model {model}" + (" (built: reused)" if estimate.built(name, model) else ""))
+            built[model] = _build(model, exp, built, work / name, base, seed, progress)
+            continue
+        stage(done, f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}")
         options = dict(exp.get("compare", {}))
-        result = compare(folders[exp["reference"]], [folders[c] for c in exp["candidates"]],
+        result = compare(built[exp["reference"]], [built[c] for c in exp["candidates"]],
                          _path(base, exp["test"]), exp["task"], seed=seed,
                          names=[exp["reference"], *exp["candidates"]], progress=progress, **options)
         result.summary["study"] = {"file": path.name, "experiment": name,
-                                   "models": {m: _provenance(folders[m]) for m in folders}}
+                                   "models": {m: _provenance(built[m]) for m in built}}
         written.append(write_report(result, out_root / name).parent)
     print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
     return written
@@ -224,11 +222,11 @@ class Estimate:
     """
 
     def __init__(self, spec: dict, base: Path, work: Path, plan: list[tuple[str, str | None]]):
-        self.spec, self.base, self.work, self.plan = spec, base, work, plan
+        self.spec, self.base, self.work = spec, base, work
         self.rates: dict[tuple[str, str], float] = {}
         self._data: dict[str, tuple] = {}
         self.costs = [self._cost(name, model) for name, model in plan]
-        self.started = [time.time()] + [0.0] * len(plan)
+        self.stage_started = time.time()
         self.actual: list[float] = []
 
     def built(self, experiment: str, model: str) -> bool:
@@ -237,14 +235,15 @@ class Estimate:
         step = next(iter(self.spec["experiments"][experiment]["models"][model]))
         return step == "path" or (self.work / experiment / model / PROVENANCE).exists()
 
-    def finished(self, i: int) -> None:
-        """Stage ``i - 1`` has just finished (``i`` stages done)."""
+    def finished(self, done: int) -> None:
+        """``done`` stages are finished and the next one starts now (the last finished one is timed)."""
         now = time.time()
-        if i > 0:
-            self.actual.append(now - self.started[i - 1])
-        self.started[i] = now
+        if done > 0:
+            self.actual.append(now - self.stage_started)
+        self.stage_started = now
 
     def remaining(self, done: int) -> float:
+        """Seconds estimated for the stages from index ``done`` on."""
         n = len(self.actual)  # stages timed so far
         est = sum(self.costs[:n])
         scale = float(np.clip(sum(self.actual) / est, 0.25, 4.0)) if n and est > 0 else 1.0
@@ -322,7 +321,7 @@ def _throughput(source: str, pairs, max_length: int) -> float:
     """Pairs per second of a classifier on ``source`` (encoder NAME, folder or ONNX folder; a fresh
     head if it has none) on ``pairs`` in one batch, timed after one warm-up run."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     from .encoders import resolve
@@ -338,8 +337,10 @@ def _throughput(source: str, pairs, max_length: int) -> float:
 
             run = load_model(folder, max_length=max_length).predict_proba
         else:  # an encoder: a fresh head
-            tok = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2).eval()
+            from .finetune import _new_classifier
+
+            tok, model = _new_classifier(folder, ["a", "b"], seed=0)
+            model.eval()
 
             def run(batch):
                 enc = tok([a for a, _ in batch], [b for _, b in batch], truncation=True, max_length=max_length,
