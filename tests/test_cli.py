@@ -84,6 +84,11 @@ def test_explanations_jsonl_recomputes_alignment(snli_run):
     assert np.mean(values) == pytest.approx(report["comparisons"]["small"]["alignment"]["lime"]["jaccard@10"]["mean"])
 
 
+def test_one_seed_wording(snli_run):
+    for name in ("report.md", "report.html"):
+        assert "the candidates with seed 1; the noise floor compares" in (snli_run / name).read_text()
+
+
 def test_html_is_self_contained(snli_run):
     page = (snli_run / "report.html").read_text()
     assert "data:image/png;base64," in page and "<script src" not in page and "href=\"http" not in page
@@ -201,7 +206,7 @@ def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
     assert "2 invalid rows were dropped" in (out / "report.md").read_text()
 
 
-def test_explain_repeats_pool_seeds(nli_models, shared_data):
+def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
                         limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=40, explain_limit=4,
                         explain_repeats=3, n_boot=50, progress=False)
@@ -226,3 +231,8 @@ def test_explain_repeats_pool_seeds(nli_models, shared_data):
     # SHAP Partition is deterministic: one run per model, no seed spread
     assert "repeat_means" not in r["comparisons"]["small"]["alignment"]["shap"]["jaccard@10"]
     assert set(r.explanations["shap"]) == {"ref", "ref@seed1", "small"}
+    from trusteq.report import write_report
+
+    md = (write_report(r, tmp_path / "rep").parent / "report.md").read_text()
+    assert "LIME is repeated with 3 seeds" in md and "sd over seeds" in md
+    assert "the candidates with seed 1;" not in md  # the one-seed wording would be wrong here

@@ -248,6 +248,18 @@ def _alignment_rows(s):
     return head, rows
 
 
+def _seeds_sentence(s) -> str:
+    """Which seeds explained what, for the alignment section of report.md and report.html."""
+    seed, repeats = s["seed"], s["settings"].get("explain_repeats", 1)
+    if repeats == 1:
+        return (f"The reference is explained with seed {seed}, the candidates with seed {seed + 1}; the noise floor "
+                f"compares the reference's own runs with seeds {seed} and {seed + 1}.")
+    return (f"LIME is repeated with {repeats} seeds: in repeat r the reference is explained with seed {seed} + r, the "
+            f"candidates with seed {seed} + r + 1, and the noise floor compares the reference's own runs with those "
+            f"two seeds; values are means over repeats, ± the standard deviation of the repeat means. SHAP Partition "
+            f"does not depend on the seed and runs once (seeds {seed} and {seed + 1}).")
+
+
 def _fmt_seeds(d) -> str:
     """Mean [CI], with the standard deviation over seeds when there are several."""
     text = _fmt(d)
@@ -315,10 +327,8 @@ def _markdown(s) -> str:
             "## Explanation alignment",
             "",
             f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. The reference is explained with seed "
-            f"{s['seed']}, the candidates with seed {s['seed'] + 1}; the noise floor compares the reference's own runs "
-            f"with seeds {s['seed']} and {s['seed'] + 1}. Alignment near the floor is as close as the explainer can "
-            f"show; alignment below it is a real difference.",
+            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Alignment near "
+            f"the floor is as close as the explainer can show; alignment below it is a real difference.",
             "",
             _md_table(*_alignment_rows(s)),
             "",
@@ -450,9 +460,8 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
         parts += [
             "<h2>Explanation alignment</h2>",
             f"<p class='meta'>{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. The reference is explained with seed "
-            f"{s['seed']}, the candidates with seed {s['seed'] + 1}; the noise floor compares the reference's runs with "
-            f"seeds {s['seed']} and {s['seed'] + 1}, so both are measured across different perturbations.</p>",
+            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. {html.escape(_seeds_sentence(s))} "
+            f"Both are measured across different perturbations.</p>",
             _html_table(*_alignment_rows(s)),
             f"<img alt='alignment distributions' src='{img(alignment_png)}'>",
             "<h2>Per-example view</h2>", _examples_html(result, n_shown),
