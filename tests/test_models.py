@@ -1,15 +1,18 @@
 """Model loading, label alignment by name, validation and the prediction cache."""
 
+import itertools
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import NLI, make_bert
 from trusteq import cache
 from trusteq.data import Dataset, Example
 from trusteq.errors import LabelError, ModelError
-from trusteq.models import CallableClassifier, ONNXClassifier, TaskModel, align_labels, load_model
+from trusteq.models import CallableClassifier, ONNXClassifier, TaskModel, align_labels, length_batches, load_model
 from trusteq.predict import onnx_twin, predict
 
 PAIRS = [("A man is sleeping on the grass.", "A man is outside."),
@@ -185,3 +188,32 @@ def test_fingerprint_depends_on_weights(nli_models):
     b = load_model(str(nli_models["ref"]))
     c = load_model(str(nli_models["small"]))
     assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def _batch_cost(batches, lengths, overhead):
+    return sum(len(b) * max(lengths[i] for i in b) + overhead for b in batches)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=9), st.integers(1, 4), st.sampled_from([0, 5, 40]))
+def test_length_batches_are_optimal_against_brute_force(lengths, max_batch, overhead):
+    batches = length_batches(np.array(lengths), max_batch, overhead)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))          # every pair exactly once
+    assert all(1 <= len(b) <= max_batch for b in batches)
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)  # longest first
+    # independent check: every way of cutting the sorted pairs into runs of <= max_batch
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    best = min(_batch_cost([order[a:b] for a, b in zip((0,) + cuts, cuts + (len(order),))], lengths, overhead)
+               for r in range(len(order))
+               for cuts in itertools.combinations(range(1, len(order)), r)
+               if all(b - a <= max_batch for a, b in zip((0,) + cuts, cuts + (len(order),))))
+    assert _batch_cost(batches, lengths, overhead) == pytest.approx(best)
+
+
+def test_length_batches_split_mixed_lengths():
+    # two long and many short pairs: padding the short ones to the long length costs more than a second call
+    lengths = np.array([40, 40] + [5] * 30)
+    batches = length_batches(lengths, 64, overhead=40)
+    assert [sorted(b.tolist()) for b in batches] == [[0, 1], list(range(2, 32))]
+    assert len(length_batches(np.full(100, 12), 64, overhead=40)) == 2

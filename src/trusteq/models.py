@@ -81,6 +81,51 @@ class PairClassifier:
                 "max_length": self.max_length}
 
 
+#: Fixed cost of one forward call, in padded tokens: a batch of n pairs padded
+#: to L tokens is taken to cost n * L + BATCH_OVERHEAD. On this project's 2-core
+#: CPU minilm-l6 costs ~0.12 ms per padded token at any batch size from 16;
+#: of 10, 40 and 100, 40 gave the most pairs/s on perturbed SNLI pairs
+#: (benchmarks/explain_speed.py).
+BATCH_OVERHEAD = 40
+
+
+def length_batches(lengths: np.ndarray, max_batch: int, overhead: float = BATCH_OVERHEAD) -> list[np.ndarray]:
+    """Split pairs into batches that waste little on padding.
+
+    Pairs are sorted longest first and cut into consecutive batches of at
+    most ``max_batch`` so that the total padded tokens plus ``overhead`` per
+    batch is minimal (dynamic programming over the cut points). On CPU a
+    forward pass costs the same per padded token from about 16 pairs up, so
+    a mix of lengths is cheaper in several short batches than in one.
+
+    Parameters
+    ----------
+    lengths : ndarray of int, shape (n,)
+        Tokens per pair.
+    max_batch : int
+        Largest batch, >= 1.
+
+    Returns
+    -------
+    list of ndarray of int: indices into ``lengths``, longest pairs first.
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    tokens = np.asarray(lengths, dtype=np.float64)[order]
+    n = len(tokens)
+    best = np.zeros(n + 1)
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(1, n + 1):
+        j = np.arange(max(0, i - max_batch), i)
+        cost = best[j] + (i - j) * tokens[j] + overhead  # tokens[j]: the longest pair of order[j:i]
+        k = int(np.argmin(cost))
+        best[i], start[i] = cost[k], j[k]
+    cuts, i = [], n
+    while i > 0:
+        cuts.append((int(start[i]), i))
+        i = int(start[i])
+    return [order[a:b] for a, b in reversed(cuts)]
+
+
 class _TokenizedClassifier(PairClassifier):
     """Shared batching for models that take tokenizer output."""
 
@@ -101,13 +146,11 @@ class _TokenizedClassifier(PairClassifier):
         return int(sum(len(ids) > self.max_length for ids in enc["input_ids"]))
 
     def _batches(self, pairs: Pairs):
-        """Yield (indices, padded numpy batch), longest pairs first (dynamic padding)."""
+        """Yield (indices, padded numpy batch): pairs of similar length together (see ``length_batches``)."""
         enc = self._encode(pairs)
         lengths = np.array([len(ids) for ids in enc["input_ids"]])
-        order = np.argsort(-lengths, kind="stable")
         keys = list(enc.keys())
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in length_batches(lengths, self.batch_size):
             features = [{k: enc[k][i] for k in keys} for i in idx]
             batch = self.tokenizer.pad(features, return_tensors="np")
             yield idx, batch
