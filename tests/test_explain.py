@@ -1,5 +1,7 @@
 """Pair-aware word segmentation, perturbation and the LIME/SHAP explainers."""
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +10,7 @@ from scipy.cluster.hierarchy import is_valid_linkage
 
 from conftest import NLI
 from trusteq.data import Example
-from trusteq.explain import explain_examples, pair_linkage, render, segment
+from trusteq.explain import _Lockstep, explain_examples, pair_linkage, render, segment
 from trusteq.models import TaskModel, load_model
 
 
@@ -142,3 +144,64 @@ def test_bad_arguments():
         explain_examples({}, EX, [0, 0], "gradcam")
     with pytest.raises(ValueError, match="targets"):
         explain_examples({}, EX, [0], "lime")
+
+
+def test_lockstep_joins_one_call_per_thread_per_round():
+    calls = []
+
+    def fn(pairs):
+        calls.append(list(pairs))
+        return np.array([[len(a)] for a, _ in pairs])
+    lock = _Lockstep(fn, 3)
+    got = {}
+
+    def work(i, n_calls):
+        got[i] = [lock.call(i, [("x" * (10 * i + r), "")] * (i + 1))[:, 0].tolist() for r in range(n_calls)]
+        lock.finish(i)
+    threads = [threading.Thread(target=work, args=(i, n)) for i, n in enumerate([2, 1, 3])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # each thread gets its own rows back
+    assert got == {0: [[0], [1]], 1: [[10, 10]], 2: [[20] * 3, [21] * 3, [22] * 3]}
+    # round 1 joins all three threads in thread order; later rounds those still running
+    assert [len(c) for c in calls] == [1 + 2 + 3, 1 + 3, 3]
+    assert calls[0][:3] == [("", ""), ("x" * 10, ""), ("x" * 10, "")]
+
+
+def test_lockstep_passes_model_errors_to_every_thread():
+    def fn(pairs):
+        raise RuntimeError("model broke")
+    lock = _Lockstep(fn, 2)
+    errors = []
+
+    def work(i):
+        try:
+            lock.call(i, [("a", "b")])
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        finally:
+            lock.finish(i)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == ["model broke", "model broke"]
+
+
+def test_shap_block_batches_calls_and_matches_one_at_a_time(monkeypatch):
+    calls = []
+
+    def fn(pairs):
+        calls.append(len(pairs))
+        return and_model(pairs)
+    examples = EX * 3
+    together = explain_examples({"m": fn}, examples, [0, 2] * 3, "shap", n_samples=200)["m"]
+    n_together = len(calls)
+    monkeypatch.setattr("trusteq.explain._SHAP_BLOCK", 1)
+    alone = explain_examples({"m": fn}, examples, [0, 2] * 3, "shap", n_samples=200)["m"]
+    for x, y in zip(together, alone):
+        assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals
+    assert n_together < (len(calls) - n_together) / 3  # six examples share each round's call

@@ -23,6 +23,10 @@ Explainers
 * ``"shap"``: ``shap.PartitionExplainer`` (Owen values over a hierarchy), the
   paper's choice; the hierarchy joins adjacent words within a sentence, and
   the two sentences only at the root. Deterministic: seeds do not change it.
+  shap evaluates a handful of masks per call (about 10), so the examples
+  passed together are explained in parallel threads whose model calls are
+  joined into one batch per round (``_Lockstep``); which masks share a
+  batch depends only on the inputs, so results stay reproducible.
 * ``"shap-permutation"``: ``shap.PermutationExplainer`` over plain random
   permutations (seeded; shap's hierarchy-respecting shuffle draws from numba's
   unseeded generator), at least 2d+1 evaluations (one forward and backward
@@ -35,6 +39,7 @@ An explanation is a pure function of (model, examples, settings), so
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -251,16 +256,118 @@ def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example],
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2, got {n_samples}")
     out: dict[str, list[Explanation]] = {name: [] for name in models}
-    for ex, target in zip(examples, targets):
-        feats = segment(ex.text_a, ex.text_b)
-        s = example_seed(seed, ex.id)
-        if explainer == "lime":
-            results = _lime(models, ex, feats, int(target), s, n_samples)
-        else:
-            results = {name: _shap(fn, ex, feats, int(target), s, n_samples, explainer) for name, fn in models.items()}
+    features = [segment(ex.text_a, ex.text_b) for ex in examples]
+    seeds = [example_seed(seed, ex.id) for ex in examples]
+    if explainer == "lime":
+        per_example = [_lime(models, ex, feats, int(t), s, n_samples)
+                       for ex, feats, t, s in zip(examples, features, targets, seeds)]
+    else:
+        state = np.random.get_state()  # shap may reseed numpy's global generator
+        try:
+            per_model = {name: _shap_together(fn, examples, features, targets, seeds, n_samples, explainer)
+                         for name, fn in models.items()}
+        finally:
+            np.random.set_state(state)
+        per_example = [{name: per_model[name][i] for name in models} for i in range(len(examples))]
+    for ex, feats, target, results in zip(examples, features, targets, per_example):
         for name, (weights, n_evals) in results.items():
             out[name].append(Explanation(ex.id, name, explainer, seed, int(target), feats, weights, n_evals))
     return out
+
+
+class _Lockstep:
+    """Joins the model calls of n threads into one call per round.
+
+    A round starts when every thread still running has made a call (or
+    finished); their pairs are evaluated together by one call of ``fn``, in
+    thread order, and each thread gets its rows back. A batch's composition
+    therefore depends only on what the threads ask for, never on timing.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a list of pairs to an array of m rows.
+    n : int
+        Threads; thread i calls ``call(i, pairs)`` and, at its end, ``finish(i)``.
+
+    Raises
+    ------
+    Exception
+        Whatever ``fn`` raised, in every thread of that round.
+    """
+
+    def __init__(self, fn: ModelFn, n: int):
+        self._fn = fn
+        self._running = n
+        self._pending: dict[int, list] = {}
+        self._results: dict[int, object] = {}
+        self._cond = threading.Condition()
+
+    def call(self, i: int, pairs: list) -> np.ndarray:
+        with self._cond:
+            self._pending[i] = pairs
+            self._run_if_complete()
+            while i not in self._results:
+                self._cond.wait()
+            out = self._results.pop(i)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def finish(self, i: int) -> None:
+        with self._cond:
+            self._running -= 1
+            self._run_if_complete()
+
+    def _run_if_complete(self) -> None:
+        if not self._pending or len(self._pending) < self._running:
+            return
+        order = sorted(self._pending)
+        try:
+            probs = np.asarray(self._fn([p for i in order for p in self._pending[i]]))
+            bounds = np.cumsum([0] + [len(self._pending[i]) for i in order])
+            for j, i in enumerate(order):
+                self._results[i] = probs[bounds[j]:bounds[j + 1]]
+        except Exception as exc:  # every waiting thread re-raises it
+            for i in order:
+                self._results[i] = exc
+        self._pending.clear()
+        self._cond.notify_all()
+
+
+#: Examples explained together by SHAP Partition (threads per round of batched model calls).
+_SHAP_BLOCK = 16
+
+
+def _shap_together(fn, examples, features, targets, seeds, n_evals, explainer):
+    """``_shap`` for each example; Partition runs blocks of examples in lockstep threads."""
+    items = list(zip(examples, features, targets, seeds))
+    if explainer != "shap":  # the permutation explainer draws from numpy's global generator: one at a time
+        return [_shap(fn, ex, feats, int(t), s, n_evals, explainer) for ex, feats, t, s in items]
+    results: list = []
+    for start in range(0, len(items), _SHAP_BLOCK):
+        block = items[start:start + _SHAP_BLOCK]
+        lockstep = _Lockstep(fn, len(block))
+        done: list = [None] * len(block)
+
+        def work(i, ex, feats, target, s):
+            try:
+                done[i] = _shap(lambda pairs: lockstep.call(i, pairs), ex, feats, int(target), s, n_evals, explainer)
+            except BaseException as exc:
+                done[i] = exc
+            finally:
+                lockstep.finish(i)
+
+        threads = [threading.Thread(target=work, args=(i, *item), daemon=True) for i, item in enumerate(block)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in done:
+            if isinstance(r, BaseException):
+                raise r
+        results.extend(done)
+    return results
 
 
 def _lime(models, ex, feats, target, seed, n_samples):
@@ -308,18 +415,14 @@ def _shap(fn, ex, feats, target, seed, n_evals, explainer):
         calls[0] += len(x)
         return np.asarray(fn([render(ex.text_a, ex.text_b, feats, row > 0.5) for row in x]))
 
-    state = np.random.get_state()
-    try:
-        if explainer == "shap":
-            masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
-            values = shap.PartitionExplainer(f, masker)(np.ones((1, d)), max_evals=n_evals, silent=True).values[0]
-        else:
-            # No hierarchy here: shap shuffles along a hierarchy with numba's
-            # own random state, which its ``seed`` does not reach.
-            masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
-            budget = max(n_evals, 2 * d + 1)
-            exp = shap.PermutationExplainer(f, masker, seed=seed)
-            values = exp(np.ones((1, d)), max_evals=budget, silent=True).values[0]
-    finally:
-        np.random.set_state(state)
+    if explainer == "shap":
+        masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
+        values = shap.PartitionExplainer(f, masker)(np.ones((1, d)), max_evals=n_evals, silent=True).values[0]
+    else:
+        # No hierarchy here: shap shuffles along a hierarchy with numba's
+        # own random state, which its ``seed`` does not reach.
+        masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
+        budget = max(n_evals, 2 * d + 1)
+        exp = shap.PermutationExplainer(f, masker, seed=seed)
+        values = exp(np.ones((1, d)), max_evals=budget, silent=True).values[0]
     return np.asarray(values)[:, target].astype(np.float64), calls[0]
