@@ -17,6 +17,13 @@ Printed for each explainer and pipeline:
 * forward throughput: pairs per second of time inside the model, and pairs per
   second of explanation wall time, against the model's raw batched throughput
   on the unperturbed pairs measured in the same run (same runtime);
+* compute: useful floating-point operations per second over explanation wall
+  time (from each evaluated pair's token count; padding not counted) against
+  the machine's fp32 matrix-multiply rate, measured in the same run on a
+  product shaped like the model's feed-forward layer (the best of PyTorch and
+  ONNX Runtime); and the ceiling that rate puts on each pipeline: the most
+  examples per second it could reach with the same evaluations per
+  explanation if every second were spent multiplying at that rate;
 * stability: mean top-10 Jaccard between seeds 0 and 1 of the same model;
 * fidelity: mean top-10 Jaccard against a high-budget explanation of the same
   method: LIME with 10,000 samples; SHAP Partition run to full expansion of
@@ -54,19 +61,81 @@ DEFAULTS = {k: v.default for k, v in inspect.signature(compare).parameters.items
 
 
 class Counter:
-    """Wraps a pair model: counts pairs and the seconds spent inside it."""
+    """Wraps a pair model: counts pairs and the seconds spent inside it, keeps the pairs for ``flops``."""
 
     def __init__(self, fn):
         self.fn = fn
         self.pairs = 0
         self.seconds = 0.0
+        self.calls: list = []
 
     def __call__(self, pairs):
         t = time.perf_counter()
         out = self.fn(pairs)
         self.seconds += time.perf_counter() - t
         self.pairs += len(pairs)
+        self.calls.append(pairs)
         return out
+
+
+class Flops:
+    """Floating-point operations of a BERT-style encoder forward pass, from token counts.
+
+    Per pair of L tokens: 2 x (encoder linear weights) x L for the projections
+    and feed-forward layers, plus 4 x hidden x L^2 per layer for attention
+    scores and their weighted sum (embeddings, softmax, layer norms and the
+    head are left out: under 1%).
+    """
+
+    def __init__(self, task_model: TaskModel):
+        import torch
+
+        hf = task_model.model.model
+        cfg = hf.config
+        linear = sum(m.weight.numel() for m in hf.base_model.encoder.modules() if isinstance(m, torch.nn.Linear))
+        self.per_token = 2 * linear
+        self.per_token2 = 4 * cfg.hidden_size * cfg.num_hidden_layers
+        self.shape = (cfg.hidden_size, cfg.intermediate_size)
+        self.tokenizer = task_model.model.tokenizer
+        self.max_length = task_model.model.max_length
+
+    def tokens(self, pairs) -> np.ndarray:
+        enc = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation=True,
+                             max_length=self.max_length)
+        return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.float64)
+
+    def __call__(self, counter: Counter) -> tuple[float, float]:
+        """(total operations, mean tokens per pair) of every pair the counter saw."""
+        lengths = np.concatenate([self.tokens(c) for c in counter.calls if len(c)])
+        return float(np.sum(self.per_token * lengths + self.per_token2 * lengths ** 2)), float(lengths.mean())
+
+
+def matmul_rate(hidden: int, intermediate: int) -> float:
+    """fp32 matrix-multiply rate of this machine in FLOP/s: the best of PyTorch and ONNX Runtime on
+    (1,728 x hidden) @ (hidden x intermediate), i.e. 64 pairs of 27 tokens through a feed-forward layer."""
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    m, k, n = 64 * 27, hidden, intermediate
+    a = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((k, n), dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "matmul",
+                              [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k]),
+                               helper.make_tensor_value_info("B", TensorProto.FLOAT, [k, n])],
+                              [helper.make_tensor_value_info("C", TensorProto.FLOAT, [m, n])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    rates = []
+    for fn in (lambda: session.run(None, {"A": a, "B": b}), lambda: ta @ tb):
+        fn()
+        t = time.perf_counter()
+        for _ in range(30):
+            fn()
+        rates.append(2 * m * k * n * 30 / (time.perf_counter() - t))
+    return max(rates)
 
 
 def build_model(spec: str, labels, max_length: int) -> TaskModel:
@@ -89,9 +158,18 @@ def build_model(spec: str, labels, max_length: int) -> TaskModel:
 
 
 def paper_batch_fn(task_model):
-    """The paper's classifier: batches of 64 in input order, padded per batch."""
+    """The paper's classifier: batches of 64 in input order, each padded to its longest pair."""
+    from scipy.special import softmax
+
+    clf = task_model.model
+
     def fn(pairs):
-        out = [task_model(pairs[i:i + 64]) for i in range(0, len(pairs), 64)]
+        out = []
+        for i in range(0, len(pairs), 64):
+            batch = pairs[i:i + 64]
+            enc = clf.tokenizer([p[0] for p in batch], [p[1] for p in batch], padding=True, truncation=True,
+                                max_length=clf.max_length, return_tensors="np")
+            out.append(softmax(clf._logits(enc).astype(np.float64), axis=-1)[:, task_model.columns])
         return np.concatenate(out) if out else np.zeros((0, len(task_model.task_labels)))
     return fn
 
@@ -151,6 +229,7 @@ def main() -> None:
     p.add_argument("--lime-samples", type=int, default=DEFAULTS["lime_samples"], help="trusteq LIME budget (b)")
     p.add_argument("--shap-evals", type=int, default=DEFAULTS["shap_evals"], help="trusteq SHAP budget (b)")
     p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--multi-only", action="store_true", help="only the reference + 2 candidates run")
     p.add_argument("--sweep", action="store_true",
                    help="instead: (b)'s stability and fidelity at several budgets, on the first --fidelity-n pairs")
     args = p.parse_args()
@@ -172,21 +251,35 @@ def main() -> None:
     if args.sweep:
         sweep(fast_model, examples[:nf], targets[:nf])
         return
+    if args.multi_only:
+        multi(args, ds, labels, torch_model, targets)
+        return
     raw_torch, raw_fast = raw(torch_model), raw(fast_model)
+    flops = Flops(torch_model)
+    gemm = matmul_rate(*flops.shape)
     words = [len(segment(e.text_a, e.text_b)) for e in examples]
     print(f"model {args.model}; {len(ds)} pairs of {args.data} ({np.mean(words):.1f} words per pair on average)")
     print(f"raw batched throughput: PyTorch {raw_torch:.1f} pairs/s; (b) runtime {record['runtime']} "
           f"{raw_fast:.1f} pairs/s; (b) runtime check {record}")
+    per_pair = flops.per_token * flops.tokens(ds.pairs) + flops.per_token2 * flops.tokens(ds.pairs) ** 2
+    print(f"fp32 matrix multiply: {gemm / 1e9:.0f} GFLOP/s; unperturbed pairs: {np.mean(flops.tokens(ds.pairs)):.1f} "
+          f"tokens, {per_pair.mean() / 1e6:.0f} MFLOP each, so raw throughput uses "
+          f"{raw_torch * per_pair.mean() / gemm:.0%} (PyTorch) and {raw_fast * per_pair.mean() / gemm:.0%} "
+          f"({record['runtime']}) of the matmul rate")
     rates: dict[str, float] = {}
 
-    def report(name, n_explained, seconds, counter, raw_rate, stability, fidelity):
+    def report(name, n_explained, seconds, counter, raw_rate, stability, fidelity, versus=None):
         rate = n_explained / seconds
         rates[name] = rate
         inside = counter.pairs / counter.seconds
+        ops, tokens = flops(counter)
+        ceiling = n_explained / (ops / gemm)
+        vs = f" = {ceiling / rates[versus]:.1f}x {versus.split()[0]}" if versus else ""
         print(f"{name:26s} {rate:7.3f} ex/s  {counter.pairs / n_explained:6.0f} evals/expl  forward "
               f"{inside:6.1f} pairs/s in model = {inside / raw_rate:5.1%} of raw, {counter.pairs / seconds:6.1f} "
-              f"pairs/s of wall = {counter.pairs / seconds / raw_rate:5.1%}  stability {stability}  "
-              f"fidelity {fidelity}", flush=True)
+              f"pairs/s of wall = {counter.pairs / seconds / raw_rate:5.1%}  {tokens:4.1f} tokens/pair  "
+              f"{ops / seconds / 1e9:5.1f} GFLOP/s of wall = {ops / seconds / gemm:5.1%} of matmul, ceiling "
+              f"{ceiling:6.3f} ex/s{vs}  stability {stability}  fidelity {fidelity}", flush=True)
 
     # (a) the paper's pipeline, PyTorch
     c = Counter(paper_batch_fn(torch_model))
@@ -195,7 +288,7 @@ def main() -> None:
     a1 = paper_lime(c, examples, targets, 1, 1000, labels)
     seconds = time.perf_counter() - t
     # high-budget references run on the fast runtime (the same function within 1e-5; not timed)
-    hi = paper_lime(paper_batch_fn(fast_model), examples[:nf], targets[:nf], 99, 10000, labels)
+    hi = paper_lime(fast_model, examples[:nf], targets[:nf], 99, 10000, labels)
     report("(a) LIME 1000", 2 * len(examples), seconds, c, raw_torch,
            ci([jaccard_dicts(x, y) for x, y in zip(a0, a1)]), ci([jaccard_dicts(x, h) for x, h in zip(a0, hi)]))
     c = Counter(paper_batch_fn(torch_model))
@@ -203,7 +296,7 @@ def main() -> None:
     s0 = paper_shap(c, torch_model.model.tokenizer, examples, targets, 500)
     s1 = paper_shap(c, torch_model.model.tokenizer, examples, targets, 500)
     seconds = time.perf_counter() - t
-    hi = paper_shap(paper_batch_fn(fast_model), torch_model.model.tokenizer, examples[:nf], targets[:nf], 100000)
+    hi = paper_shap(fast_model, torch_model.model.tokenizer, examples[:nf], targets[:nf], 100000)
     report("(a) SHAP Partition 500", 2 * len(examples), seconds, c, raw_torch,
            ci([jaccard_dicts(x, y) for x, y in zip(s0, s1)]), ci([jaccard_dicts(x, h) for x, h in zip(s0, hi)]))
 
@@ -217,7 +310,8 @@ def main() -> None:
         hi = explain_examples({"m": fast_model}, examples[:nf], targets[:nf], explainer, seed=99,
                               n_samples=hi_budget)["m"]
         report(f"(b) {explainer} {budget}", 2 * len(examples), seconds, c, raw_fast,
-               ci(jaccard_weights(b0, b1)), ci(jaccard_weights(b0, hi)))
+               ci(jaccard_weights(b0, b1)), ci(jaccard_weights(b0, hi)),
+               versus="(a) LIME 1000" if explainer == "lime" else "(a) SHAP Partition 500")
     print(f"ratio (b)/(a) examples per second: LIME {rates[f'(b) lime {args.lime_samples}'] / rates['(a) LIME 1000']:.1f}x"
           f", SHAP {rates[f'(b) shap {args.shap_evals}'] / rates['(a) SHAP Partition 500']:.1f}x")
 

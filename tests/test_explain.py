@@ -200,7 +200,7 @@ def test_shap_block_batches_calls_and_matches_one_at_a_time(monkeypatch):
     examples = EX * 3
     together = explain_examples({"m": fn}, examples, [0, 2] * 3, "shap", n_samples=200)["m"]
     n_together = len(calls)
-    monkeypatch.setattr("trusteq.explain._SHAP_BLOCK", 1)
+    monkeypatch.setattr("trusteq.explain.SHAP_BLOCK", 1)
     alone = explain_examples({"m": fn}, examples, [0, 2] * 3, "shap", n_samples=200)["m"]
     for x, y in zip(together, alone):
         assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals

@@ -22,7 +22,7 @@ from .agreement import accuracy, flip_indicators, kl_divergence, mcnemar_test
 from .alignment import metric_names, pair_metrics
 from .calibration import STRATEGIES, UNCHECKED, check_probabilities, reliability_diagram
 from .data import ColumnMap, Dataset, load_dataset
-from .explain import EXPLAINERS, Explanation, explain_examples, segment
+from .explain import EXPLAINERS, SHAP_BLOCK, Explanation, explain_examples, segment
 from .models import TaskModel, load_model
 from .predict import onnx_twin, predict
 from .stats import Bootstrap
@@ -385,28 +385,43 @@ def _alignment_table(a: list[Explanation], b: list[Explanation], top_k) -> dict[
 
 def _explain_cached(models: list[TaskModel], examples, targets, explainer, seed, budget, progress,
                     label: str) -> dict[str, list[Explanation]]:
-    """Explanations per model, each example cached on disk as soon as it is done."""
-    runs: dict[str, list[Explanation]] = {m.name: [] for m in models}
-    desc = f"{explainer} ({label})"
-    for ex, target in _progress(list(zip(examples, targets)), progress, desc, unit="pair"):
-        todo = {}
-        for m in models:
-            path = _explanation_path(m, ex, explainer, seed, budget, int(target))
-            hit = cache.load_arrays(path) if path is not None else None
-            if hit is not None:
-                runs[m.name].append(Explanation(ex.id, m.name, explainer, seed, int(target),
-                                                segment(ex.text_a, ex.text_b), hit["weights"], int(hit["n_evals"])))
-            else:
-                todo[m.name] = (m, path)
-        if todo:
-            result = explain_examples({n: m for n, (m, _) in todo.items()}, [ex], [int(target)], explainer, seed,
-                                      budget)
-            for n, (_, path) in todo.items():
-                e = result[n][0]
-                if path is not None:
-                    cache.save_arrays(path, {"weights": e.weights, "n_evals": np.array(e.n_evals)})
-                runs[n].append(e)
-    # keep example order regardless of cache hits
+    """Explanations per model, each cached on disk as soon as its block of examples is done.
+
+    SHAP works on blocks of ``SHAP_BLOCK`` examples (their model calls are
+    joined); LIME on one example at a time.
+    """
+    by_name = {m.name: m for m in models}
+    items = list(zip(examples, (int(t) for t in targets)))
+    runs: dict[str, list] = {m.name: [None] * len(items) for m in models}
+    block = SHAP_BLOCK if explainer == "shap" else 1
+    with _progress_bar(len(items), progress, f"{explainer} ({label})", unit="pair") as bar:
+        for start in range(0, len(items), block):
+            todo: dict[tuple[str, ...], list[int]] = {}  # models still to explain -> examples
+            paths = {}
+            for i in range(start, min(start + block, len(items))):
+                ex, target = items[i]
+                missing = []
+                for m in models:
+                    path = _explanation_path(m, ex, explainer, seed, budget, target)
+                    hit = cache.load_arrays(path) if path is not None else None
+                    if hit is None:
+                        missing.append(m.name)
+                        paths[m.name, i] = path
+                    else:
+                        runs[m.name][i] = Explanation(ex.id, m.name, explainer, seed, target,
+                                                      segment(ex.text_a, ex.text_b), hit["weights"],
+                                                      int(hit["n_evals"]))
+                if missing:
+                    todo.setdefault(tuple(missing), []).append(i)
+            for names, idx in todo.items():
+                result = explain_examples({n: by_name[n] for n in names}, [items[i][0] for i in idx],
+                                          [items[i][1] for i in idx], explainer, seed, budget)
+                for n in names:
+                    for e, i in zip(result[n], idx):
+                        if paths[n, i] is not None:
+                            cache.save_arrays(paths[n, i], {"weights": e.weights, "n_evals": np.array(e.n_evals)})
+                        runs[n][i] = e
+            bar.update(min(block, len(items) - start))
     return runs
 
 
@@ -418,12 +433,10 @@ def _explanation_path(model: TaskModel, ex, explainer, seed, budget, target):
     return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
 
 
-def _progress(items, enabled: bool, desc: str, unit: str):
-    if not enabled:
-        return items
+def _progress_bar(total: int, enabled: bool, desc: str, unit: str):
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, unit=unit, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not enabled)
 
 
 def _version(dist: str) -> str | None:

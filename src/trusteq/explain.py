@@ -336,7 +336,7 @@ class _Lockstep:
 
 
 #: Examples explained together by SHAP Partition (threads per round of batched model calls).
-_SHAP_BLOCK = 16
+SHAP_BLOCK = 16
 
 
 def _shap_together(fn, examples, features, targets, seeds, n_evals, explainer):
@@ -345,8 +345,8 @@ def _shap_together(fn, examples, features, targets, seeds, n_evals, explainer):
     if explainer != "shap":  # the permutation explainer draws from numpy's global generator: one at a time
         return [_shap(fn, ex, feats, int(t), s, n_evals, explainer) for ex, feats, t, s in items]
     results: list = []
-    for start in range(0, len(items), _SHAP_BLOCK):
-        block = items[start:start + _SHAP_BLOCK]
+    for start in range(0, len(items), SHAP_BLOCK):
+        block = items[start:start + SHAP_BLOCK]
         lockstep = _Lockstep(fn, len(block))
         done: list = [None] * len(block)
 
