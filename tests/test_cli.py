@@ -236,3 +236,31 @@ def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
     md = (write_report(r, tmp_path / "rep").parent / "report.md").read_text()
     assert "LIME is repeated with 3 seeds" in md and "sd over seeds" in md
     assert "the candidates with seed 1;" not in md  # the one-seed wording would be wrong here
+
+
+def test_shap_blocks_resume_from_a_partly_filled_cache(nli_models, shared_data, monkeypatch):
+    from trusteq import comparison
+
+    kwargs = dict(task="nli", limit=30, explainers=["shap"], shap_evals=40, explain_limit=5, n_boot=50,
+                  progress=False)
+    args = (str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv")
+    first = trusteq.compare(*args, **kwargs)
+    # forget two of the candidate's explanations, as if a run had been killed mid-way
+    lost = first.explanations["shap"]["small"][1:3]
+    removed = 0
+    for path in (comparison.cache.cache_dir() / "explanations").rglob("*.npz"):
+        weights = np.load(path)["weights"]
+        if any(np.array_equal(weights, e.weights) for e in lost):
+            path.unlink()
+            removed += 1
+    assert removed == 2
+    calls = []
+    real = comparison.explain_examples
+    monkeypatch.setattr(comparison, "explain_examples",
+                        lambda models, examples, *a: calls.append((sorted(models), [e.id for e in examples]))
+                        or real(models, examples, *a))
+    second = trusteq.compare(*args, **kwargs)
+    assert calls == [(["small"], [e.example_id for e in lost])]  # one block call, only what was lost
+    for name in ("ref", "small"):
+        for x, y in zip(first.explanations["shap"][name], second.explanations["shap"][name]):
+            assert x.example_id == y.example_id and np.array_equal(x.weights, y.weights)
