@@ -261,8 +261,9 @@ def main() -> None:
     print(f"model {args.model}; {len(ds)} pairs of {args.data} ({np.mean(words):.1f} words per pair on average)")
     print(f"raw batched throughput: PyTorch {raw_torch:.1f} pairs/s; (b) runtime {record['runtime']} "
           f"{raw_fast:.1f} pairs/s; (b) runtime check {record}")
-    per_pair = flops.per_token * flops.tokens(ds.pairs) + flops.per_token2 * flops.tokens(ds.pairs) ** 2
-    print(f"fp32 matrix multiply: {gemm / 1e9:.0f} GFLOP/s; unperturbed pairs: {np.mean(flops.tokens(ds.pairs)):.1f} "
+    tokens = flops.tokens(ds.pairs)
+    per_pair = flops.per_token * tokens + flops.per_token2 * tokens ** 2
+    print(f"fp32 matrix multiply: {gemm / 1e9:.0f} GFLOP/s; unperturbed pairs: {tokens.mean():.1f} "
           f"tokens, {per_pair.mean() / 1e6:.0f} MFLOP each, so raw throughput uses "
           f"{raw_torch * per_pair.mean() / gemm:.0%} (PyTorch) and {raw_fast * per_pair.mean() / gemm:.0%} "
           f"({record['runtime']}) of the matmul rate")

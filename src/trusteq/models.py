@@ -84,8 +84,9 @@ class PairClassifier:
 #: Fixed cost of one forward call, in padded tokens: a batch of n pairs padded
 #: to L tokens is taken to cost n * L + BATCH_OVERHEAD. On this project's 2-core
 #: CPU minilm-l6 costs ~0.12 ms per padded token at any batch size from 16;
-#: of 10, 40 and 100, 40 gave the most pairs/s on perturbed SNLI pairs
-#: (benchmarks/explain_speed.py).
+#: of 10, 40 and 100, 40 gave the most pairs/s in an A/B run (one process) on
+#: the LIME and SHAP perturbations of 8 SNLI test pairs, called in chunks of
+#: 10, 114 and 3,000 pairs.
 BATCH_OVERHEAD = 40
 
 
