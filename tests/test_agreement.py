@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from trusteq.agreement import accuracy, agreement_rate, flip_rates, mcnemar_test, mean_kl_divergence
+from trusteq.metrics.agreement import accuracy, agreement_rate, flip_rates, mcnemar_test, mean_kl_divergence
 
 
 def probs(n, k, seed):

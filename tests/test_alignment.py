@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trusteq.alignment import metric_names, pair_metrics, top_k
+from trusteq.metrics.alignment import metric_names, pair_metrics, top_k
 
 
 def naive(a, b, k):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import brier_score_loss, log_loss
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from trusteq.calibration import (
+from trusteq.metrics.calibration import (
     bin_indices,
     brier_score,
     classwise_ece,
@@ -57,8 +57,8 @@ def naive_binned(y, p, n_bins, strategy):
 @pytest.mark.parametrize("n_bins", [5, 10, 15])
 def test_ece_mce_equal_width_match_torchmetrics(k, n_bins):
     y, p = random_probs(2000, k, seed=k * 100 + n_bins)
-    ours_ece = expected_calibration_error(y, p, n_bins)
-    ours_mce = maximum_calibration_error(y, p, n_bins)
+    ours_ece = expected_calibration_error(y, p, n_bins=n_bins)
+    ours_mce = maximum_calibration_error(y, p, n_bins=n_bins)
     tp, ty = torch.tensor(p, dtype=torch.float64), torch.tensor(y)
     ref_ece = multiclass_calibration_error(tp, ty, num_classes=k, n_bins=n_bins, norm="l1").item()
     ref_mce = multiclass_calibration_error(tp, ty, num_classes=k, n_bins=n_bins, norm="max").item()
@@ -73,23 +73,23 @@ def test_ece_mce_match_naive_loops(strategy, n):
     bins = naive_binned(y, p, 10, strategy)
     ece = sum(c / n * abs(a - f) for c, f, a in bins)
     mce = max(abs(a - f) for c, f, a in bins)
-    assert expected_calibration_error(y, p, 10, strategy) == pytest.approx(ece, abs=1e-12)
-    assert maximum_calibration_error(y, p, 10, strategy) == pytest.approx(mce, abs=1e-12)
+    assert expected_calibration_error(y, p, n_bins=10, strategy=strategy) == pytest.approx(ece, abs=1e-12)
+    assert maximum_calibration_error(y, p, n_bins=10, strategy=strategy) == pytest.approx(mce, abs=1e-12)
 
 
 def test_confidence_one_lands_in_last_bin():
     conf = np.array([0.0, 0.1, 0.15, 0.5, 0.999, 1.0])
-    assert bin_indices(conf, 10).tolist() == [0, 0, 1, 4, 9, 9]
+    assert bin_indices(conf, n_bins=10).tolist() == [0, 0, 1, 4, 9, 9]
     y = np.array([0, 0])
     p = np.array([[1.0, 0.0], [1.0, 0.0]])
-    rows = reliability_diagram(y, p, 10)
+    rows = reliability_diagram(y, p, n_bins=10)
     assert len(rows) == 1 and rows[0]["bin"] == 9 and rows[0]["count"] == 2
     assert expected_calibration_error(y, p) == 0.0
 
 
 def test_equal_mass_bins_have_equal_counts():
     y, p = random_probs(1003, 3, seed=1)
-    counts = np.bincount(bin_indices(p.max(axis=1), 10, "equal_mass"))
+    counts = np.bincount(bin_indices(p.max(axis=1), n_bins=10, strategy="equal_mass"))
     assert counts.max() - counts.min() <= 1 and counts.sum() == 1003
 
 
@@ -121,7 +121,7 @@ def test_classwise_ece_matches_loop():
 
 def test_reliability_wilson_interval():
     y, p = random_probs(300, 2, seed=6)
-    for row in reliability_diagram(y, p, 10, "equal_mass"):
+    for row in reliability_diagram(y, p, n_bins=10, strategy="equal_mass"):
         n, phat = row["count"], row["accuracy"]
         z = 1.959963984540054
         centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
@@ -158,14 +158,14 @@ probs_strategy = st.integers(min_value=1, max_value=60).flatmap(
 def test_properties(data, strategy, n_bins):
     y, raw = np.array(data[0]), np.array(data[1])
     p = raw / raw.sum(axis=1, keepdims=True)
-    ece = expected_calibration_error(y, p, n_bins, strategy)
-    mce = maximum_calibration_error(y, p, n_bins, strategy)
+    ece = expected_calibration_error(y, p, n_bins=n_bins, strategy=strategy)
+    mce = maximum_calibration_error(y, p, n_bins=n_bins, strategy=strategy)
     assert 0 <= ece <= mce + 1e-12 <= 1 + 1e-12
     assert 0 <= brier_score(y, p) <= 2
     assert negative_log_likelihood(y, p) >= 0
     perm = np.random.default_rng(0).permutation(len(y))
     if strategy == "equal_width":  # equal-mass bins may split ties differently after a permutation
-        assert expected_calibration_error(y[perm], p[perm], n_bins, strategy) == pytest.approx(ece, abs=1e-12)
+        assert expected_calibration_error(y[perm], p[perm], n_bins=n_bins, strategy=strategy) == pytest.approx(ece, abs=1e-12)
     assert brier_score(y[perm], p[perm]) == pytest.approx(brier_score(y, p))
 
 
@@ -174,5 +174,5 @@ def test_perfect_calibration_gives_zero():
     p = np.array([[0.75, 0.25]] * 4 + [[1.0, 0.0]] * 2)
     y = np.array([0, 0, 0, 1, 0, 0])
     for strategy in ("equal_width",):
-        assert expected_calibration_error(y, p, 10, strategy) == pytest.approx(0.0, abs=1e-12)
-        assert maximum_calibration_error(y, p, 10, strategy) == pytest.approx(0.0, abs=1e-12)
+        assert expected_calibration_error(y, p, n_bins=10, strategy=strategy) == pytest.approx(0.0, abs=1e-12)
+        assert maximum_calibration_error(y, p, n_bins=10, strategy=strategy) == pytest.approx(0.0, abs=1e-12)

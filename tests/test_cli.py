@@ -66,7 +66,7 @@ def test_predictions_csv(snli_run):
 
 
 def test_explanations_jsonl_recomputes_alignment(snli_run):
-    from trusteq.alignment import pair_metrics
+    from trusteq.metrics.alignment import pair_metrics
 
     recs = [json.loads(line) for line in (snli_run / "explanations.jsonl").read_text().splitlines()]
     # 6 examples x (3 models + noise-floor run) x 2 explainers
@@ -217,7 +217,7 @@ def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
     ref = [lime["ref"], lime["ref@seed1"], lime["ref@seed2"], lime["ref@seed3"]]
     cand = [lime["small"], lime["small@seed2"], lime["small@seed3"]]
     assert [e.seed for e in ref[3]] == [3] * 4 and [e.seed for e in cand[2]] == [3] * 4
-    from trusteq.alignment import pair_metrics
+    from trusteq.metrics.alignment import pair_metrics
 
     per_repeat = [[pair_metrics(a.weights, b.weights)["jaccard@10"] for a, b in zip(ref[i], cand[i])]
                   for i in range(3)]

@@ -10,7 +10,7 @@ from scipy.cluster.hierarchy import is_valid_linkage
 
 from conftest import NLI
 from trusteq.data import Example
-from trusteq.explain import _Lockstep, explain_examples, pair_linkage, render, segment
+from trusteq.explain import Lockstep, explain_examples, pair_linkage, render, segment
 from trusteq.models import TaskModel, load_model
 
 
@@ -86,7 +86,7 @@ EX = [Example("e1", "A dog is running in the park.", "A dog is outside.", "entai
 def test_explainers_find_the_decisive_word_in_its_sentence(explainer):
     # "dog" is in both sentences of e1, but only sentence b's copy matters
     models = {"kw": keyword_model("dog", "b")}
-    out = explain_examples(models, EX[:1], [0], explainer, seed=0, n_samples=300)["kw"][0]
+    out = explain_examples(models, EX[:1], [0], explainer=explainer, seed=0, n_samples=300)["kw"][0]
     top = int(np.argmax(np.abs(out.weights)))
     assert (out.features[top].word, out.features[top].sentence) == ("dog", "b")
     assert out.weights[top] > 0
@@ -107,11 +107,11 @@ def and_model(pairs):
 @pytest.mark.parametrize("explainer", ["lime", "shap-permutation"])
 def test_seeded_and_order_independent(explainer):
     models = {"kw": and_model}
-    a = explain_examples(models, EX, [0, 2], explainer, seed=5, n_samples=120)["kw"]
-    b = explain_examples(models, EX[::-1], [2, 0], explainer, seed=5, n_samples=120)["kw"][::-1]
+    a = explain_examples(models, EX, [0, 2], explainer=explainer, seed=5, n_samples=120)["kw"]
+    b = explain_examples(models, EX[::-1], [2, 0], explainer=explainer, seed=5, n_samples=120)["kw"][::-1]
     for x, y in zip(a, b):
         assert np.array_equal(x.weights, y.weights)
-    c = explain_examples(models, EX, [0, 2], explainer, seed=6, n_samples=120)["kw"]
+    c = explain_examples(models, EX, [0, 2], explainer=explainer, seed=6, n_samples=120)["kw"]
     assert not all(np.array_equal(x.weights, y.weights) for x, y in zip(a, c))
 
 
@@ -123,7 +123,7 @@ def test_lime_shares_perturbations_between_models():
             seen[name].append(list(pairs))
             return np.full((len(pairs), 3), 1 / 3)
         return fn
-    explain_examples({"m1": recorder("m1"), "m2": recorder("m2")}, EX[:1], [0], "lime", seed=0, n_samples=200)
+    explain_examples({"m1": recorder("m1"), "m2": recorder("m2")}, EX[:1], [0], explainer="lime", seed=0, n_samples=200)
     assert seen["m1"] == seen["m2"]
     assert len(seen["m1"][0]) == len(set(seen["m1"][0]))  # de-duplicated
     assert all(isinstance(p, tuple) and len(p) == 2 for p in seen["m1"][0])
@@ -131,7 +131,7 @@ def test_lime_shares_perturbations_between_models():
 
 def test_real_model_and_record(nli_models):
     tm = TaskModel(load_model(str(nli_models["ref"])), NLI)
-    out = explain_examples({"ref": tm}, EX, [0, 2], "lime", seed=0, n_samples=100)["ref"]
+    out = explain_examples({"ref": tm}, EX, [0, 2], explainer="lime", seed=0, n_samples=100)["ref"]
     rec = out[0].to_record(NLI)
     assert rec["explained_class"] == "entailment" and rec["seed"] == 0
     assert {f["sentence"] for f in rec["features"]} == {"a", "b"}
@@ -141,9 +141,9 @@ def test_real_model_and_record(nli_models):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown explainer"):
-        explain_examples({}, EX, [0, 0], "gradcam")
+        explain_examples({}, EX, [0, 0], explainer="gradcam")
     with pytest.raises(ValueError, match="targets"):
-        explain_examples({}, EX, [0], "lime")
+        explain_examples({}, EX, [0], explainer="lime")
 
 
 def test_lockstep_joins_one_call_per_thread_per_round():
@@ -152,7 +152,7 @@ def test_lockstep_joins_one_call_per_thread_per_round():
     def fn(pairs):
         calls.append(list(pairs))
         return np.array([[len(a)] for a, _ in pairs])
-    lock = _Lockstep(fn, 3)
+    lock = Lockstep(fn, 3)
     got = {}
 
     def work(i, n_calls):
@@ -173,7 +173,7 @@ def test_lockstep_joins_one_call_per_thread_per_round():
 def test_lockstep_passes_model_errors_to_every_thread():
     def fn(pairs):
         raise RuntimeError("model broke")
-    lock = _Lockstep(fn, 2)
+    lock = Lockstep(fn, 2)
     errors = []
 
     def work(i):
@@ -198,10 +198,10 @@ def test_shap_block_batches_calls_and_matches_one_at_a_time(monkeypatch):
         calls.append(len(pairs))
         return and_model(pairs)
     examples = EX * 3
-    together = explain_examples({"m": fn}, examples, [0, 2] * 3, "shap", n_samples=200)["m"]
+    together = explain_examples({"m": fn}, examples, [0, 2] * 3, explainer="shap", n_samples=200)["m"]
     n_together = len(calls)
-    monkeypatch.setattr("trusteq.explain.SHAP_BLOCK", 1)
-    alone = explain_examples({"m": fn}, examples, [0, 2] * 3, "shap", n_samples=200)["m"]
+    monkeypatch.setattr("trusteq.explain._shap.SHAP_BLOCK", 1)
+    alone = explain_examples({"m": fn}, examples, [0, 2] * 3, explainer="shap", n_samples=200)["m"]
     for x, y in zip(together, alone):
         assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals
     assert n_together < (len(calls) - n_together) / 3  # six examples share each round's call

@@ -122,7 +122,7 @@ def test_non_english_and_emoji_text_is_predicted_and_explained(nli_models):
     p = model(PAIRS)
     assert np.isfinite(p).all()
     exs = [Example(str(i), a, b, "entailment") for i, (a, b) in enumerate(PAIRS)]
-    out = explain_examples({"ref": model}, exs, [0] * 4, "lime", seed=0, n_samples=50)["ref"]
+    out = explain_examples({"ref": model}, exs, [0] * 4, explainer="lime", seed=0, n_samples=50)["ref"]
     # accented words are features; emoji are not words, so they are never removed
     assert [f.word for f in out[2].features][-4:] == ["Mann", "schläft", "im", "Gras"]
     assert [f.word for f in out[3].features] == ["runs"]

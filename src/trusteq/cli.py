@@ -160,7 +160,7 @@ def _workshop_parsers(sub) -> None:
 
 
 def _settings(args):
-    from .finetune import TrainSettings
+    from .workshop.finetune import TrainSettings
 
     return TrainSettings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
                          max_length=args.max_length, freeze_layers=args.freeze_layers, seed=args.seed)
@@ -175,23 +175,23 @@ def _run_workshop(args) -> int:
         run_study(args.file, progress=not args.no_progress)
         return 0
     if args.command == "models":
-        from .encoders import pull
+        from .workshop.encoders import pull
 
         print(pull(args.name))
         return 0
     if args.command == "finetune":
-        from .finetune import finetune
+        from .workshop.finetune import finetune
 
         info = finetune(args.base, args.data, args.task, args.out, dev=args.dev, settings=_settings(args),
                         progress=not args.no_progress)
     elif args.command == "distill":
-        from .finetune import distill
+        from .workshop.finetune import distill
 
         info = distill(args.teacher, args.student, args.data, args.task, args.out, dev=args.dev,
                        settings=_settings(args), temperature=args.temperature, alpha=args.alpha,
                        progress=not args.no_progress)
     else:
-        from .compress import compress
+        from .workshop.compress import compress
 
         info = compress(args.model, args.method, args.out, data=args.data, task=args.task, settings=_settings(args),
                         progress=not args.no_progress)

@@ -1,10 +1,14 @@
 """The comparison: is each candidate model trust-equivalent to the reference?
 
-:func:`compare` reads the data, aligns every model's labels, predicts (cached),
-computes calibration and agreement with bootstrap intervals, explains a seeded
-sample of examples with every model, measures alignment against the reference
-and the explainer's own noise floor, and returns a :class:`CompareResult`
-whose ``summary`` is the content of ``report.json``.
+:func:`compare` runs in stages, data flowing one way:
+
+1. load the data and the models, each model's classes matched to the task's labels;
+2. predict (cached);
+3. calibration of every model and agreement of every candidate with the
+   reference, with bootstrap intervals;
+4. explain a seeded sample of examples with every model and every explainer,
+   plus the reference's noise-floor runs, and measure alignment;
+5. the summary: the content of ``report.json``.
 """
 
 from __future__ import annotations
@@ -13,24 +17,100 @@ import platform
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from . import cache
-from .agreement import accuracy, flip_indicators, kl_divergence, mcnemar_test
-from .alignment import metric_names, pair_metrics
-from .calibration import STRATEGIES, UNCHECKED, check_probabilities, reliability_diagram
 from .data import ColumnMap, Dataset, load_dataset
-from .explain import EXPLAINERS, SHAP_BLOCK, Explanation, explain_examples, segment
+from .explain import EXPLAINERS, REGISTRY, Explanation, explain_cached
+from .metrics.agreement import _accuracy, flip_indicators, kl_divergence, mcnemar_test
+from .metrics.alignment import metric_names, pair_metrics
+from .metrics.calibration import STRATEGIES, UNCHECKED, reliability_diagram
+from .metrics.stats import Bootstrap
 from .models import TaskModel, load_model
-from .predict import onnx_twin, predict
-from .stats import Bootstrap
+from .predict import Predictions, onnx_twin, predict
+from .validation import check_at_least, check_option, check_probabilities
 
-__all__ = ["compare", "CompareResult", "EXPLAIN_CLASSES"]
+__all__ = ["compare", "CompareResult", "ExplanationRun", "Alignment", "ExplainerResult", "EXPLAIN_CLASSES"]
 
 EXPLAIN_CLASSES = ("gold", "reference")
-_EXPLAIN_VERSION = 1  # bump when explanation code changes what it computes
+
+
+@dataclass
+class ExplanationRun:
+    """One model's explanations of the explained examples with one seed.
+
+    Attributes
+    ----------
+    model : str
+    role : {"reference", "candidate"}
+    seed : int
+    explanations : list of Explanation, one per explained example, in order
+    """
+
+    model: str
+    role: Literal["reference", "candidate"]
+    seed: int
+    explanations: list[Explanation]
+
+
+@dataclass
+class Alignment:
+    """Per-example alignment of one model's runs with the reference's runs.
+
+    Attributes
+    ----------
+    kind : {"candidate", "noise_floor"}
+        A candidate against the reference, or the reference against itself
+        with other perturbations (the explainer's noise floor).
+    model : str
+        The candidate, or the reference for the noise floor.
+    seeds : list of (int, int)
+        Per repeat, the seeds of the reference run and of the compared run.
+    per_repeat : list of dict metric -> ndarray, shape (n_explained,)
+        Per repeat, each example's value of every alignment metric; NaN where
+        undefined (no word features).
+    """
+
+    kind: Literal["candidate", "noise_floor"]
+    model: str
+    seeds: list[tuple[int, int]]
+    per_repeat: list[dict[str, np.ndarray]]
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        """Each example's value of every metric, averaged over repeats, shape (n_explained,)."""
+        if len(self.per_repeat) == 1:
+            return self.per_repeat[0]
+        return {k: np.nanmean([t[k] for t in self.per_repeat], axis=0) for k in self.per_repeat[0]}
+
+    @property
+    def label(self) -> str:
+        return "noise floor" if self.kind == "noise_floor" else self.model
+
+
+@dataclass
+class ExplainerResult:
+    """Every run of one explainer and the alignments measured from them."""
+
+    explainer: str
+    runs: list[ExplanationRun]
+    alignments: list[Alignment]
+
+    def run(self, model: str, seed: int) -> ExplanationRun:
+        """The run of ``model`` with ``seed``; KeyError if there is none."""
+        for r in self.runs:
+            if r.model == model and r.seed == seed:
+                return r
+        raise KeyError(f"no {self.explainer} run of {model!r} with seed {seed}")
+
+    def alignment(self, model: str) -> Alignment:
+        """The alignment of candidate ``model`` with the reference."""
+        return next(a for a in self.alignments if a.kind == "candidate" and a.model == model)
+
+    @property
+    def noise_floor(self) -> Alignment:
+        return next(a for a in self.alignments if a.kind == "noise_floor")
 
 
 @dataclass
@@ -44,28 +124,44 @@ class CompareResult:
     dataset : Dataset
     probs : dict name -> ndarray (n, K)
         Probabilities of each model in the dataset's class order.
-    explanations : dict explainer -> dict run -> list of Explanation
-        ``run`` is a model name, or ``"<reference>@seed<s>"`` for the
-        noise-floor run of the reference.
+    explanations : dict explainer -> ExplainerResult
     explained_ids : list of str
         Ids of the explained examples.
-    alignment_values : dict explainer -> dict run -> dict metric -> ndarray
-        Per-example alignment with the reference, for each candidate and for
-        the noise-floor run; NaN where undefined.
     """
 
     summary: dict
     dataset: Dataset
     probs: dict[str, np.ndarray]
-    explanations: dict[str, dict[str, list[Explanation]]] = field(default_factory=dict)
+    explanations: dict[str, ExplainerResult] = field(default_factory=dict)
     explained_ids: list[str] = field(default_factory=list)
-    alignment_values: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
 
     def __getitem__(self, key):
         return self.summary[key]
 
     def to_dict(self) -> dict:
         return self.summary
+
+
+@dataclass(frozen=True)
+class _Settings:
+    explainers: tuple[str, ...]
+    lime_samples: int
+    shap_evals: int
+    explain_limit: int
+    explain_repeats: int
+    explain_class: str
+    top_k: tuple[int, ...]
+    n_bins: int
+    seed: int
+    n_boot: int
+    max_length: int
+    batch_size: int
+
+    def budget(self, explainer: str) -> int:
+        return getattr(self, REGISTRY[explainer].budget_option)
+
+    def repeats(self, explainer: str) -> int:
+        return 1 if REGISTRY[explainer].deterministic else self.explain_repeats
 
 
 def compare(
@@ -109,45 +205,45 @@ def compare(
         Column mapping for generic files.
     limit : int, optional
         Evaluate a seeded random sample of this many examples.
-    skip_invalid : bool
+    skip_invalid : bool, default=False
         Drop invalid data rows instead of refusing the file; they are listed
         in ``report.json`` under ``data.dropped``.
-    explainers : sequence of {"lime", "shap", "shap-permutation"}
+    explainers : sequence of {"lime", "shap", "shap-permutation"}, default=("lime", "shap")
         Empty for no explanations.
-    lime_samples, shap_evals : int
+    lime_samples, shap_evals : int, default=1000, 500
         Perturbed samples per LIME explanation; evaluations per SHAP one.
-    explain_limit : int
+    explain_limit : int, default=100
         Explain a seeded random sample of this many evaluated examples.
-    explain_repeats : int
-        Repeat the LIME (and shap-permutation) explanations with this many
+    explain_repeats : int, default=1
+        Repeat the seeded explainers (LIME, shap-permutation) with this many
         seeds (Rai et al. 2025 use 3); alignment is then the per-example mean
         over repeats, reported with the mean and variance of the per-repeat
-        means. SHAP Partition is deterministic and runs once.
-    explain_class : {"gold", "reference"}
+        means. Deterministic explainers (SHAP Partition) run once.
+    explain_class : {"gold", "reference"}, default="gold"
         Class explained: the gold label (as in Rai et al. 2025) or the
         reference model's prediction.
-    top_k : sequence of int
-        K values of the top-k alignment metrics (default 10, as in the paper).
-    n_bins : int
-        Calibration bins (default 10, as in the paper).
-    seed : int
+    top_k : sequence of int, default=(10,)
+        K values of the top-k alignment metrics (10 as in the paper).
+    n_bins : int, default=10
+        Calibration bins (10 as in the paper).
+    seed : int, default=0
         Fixes every random choice: data sample, explanation sample,
         perturbations, bootstrap. Repeat r explains the reference with
         ``seed + r`` and the candidates, and the reference again for the
         noise floor, with ``seed + r + 1`` (shared perturbations), so that
         candidate alignment and the noise floor both compare runs with
         different perturbations.
-    n_boot : int
+    n_boot : int, default=1000
         Bootstrap resamples for every interval.
-    label_map : mapping model name (or ``"*"``) -> label names
+    label_map : mapping model name (or ``"*"``) -> label names, optional
         Names of a model's outputs 0..C-1, overriding its ``id2label``.
     names : sequence of str, optional
         Report names of reference and candidates, in that order.
-    max_length, batch_size : int
+    max_length, batch_size : int, default=128, 64
         Tokens per pair; pairs per forward pass.
-    offline : bool
+    offline : bool, default=False
         Never touch the network.
-    progress : bool
+    progress : bool, default=True
         Show progress bars on stderr.
 
     Returns
@@ -163,38 +259,80 @@ def compare(
         Invalid settings.
     """
     started = time.time()
+    if not candidates:
+        raise ValueError("at least one candidate model is needed")
+    settings = _Settings(tuple(explainers), lime_samples, shap_evals, explain_limit, explain_repeats, explain_class,
+                         tuple(top_k), n_bins, seed, n_boot, max_length, batch_size)
+    _check_settings(settings)
     timings: dict[str, float] = {}
-    _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit,
-                    explain_repeats)
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid)
-    dataset = data
-    specs = [reference, *candidates]
-    if names is not None and len(names) != len(specs):
-        raise ValueError(f"{len(names)} names for {len(specs)} models")
-    models: list[TaskModel] = []
-    for i, spec in enumerate(specs):
-        model = load_model(spec, name=names[i] if names else None, max_length=max_length, batch_size=batch_size,
-                           offline=offline)
-        models.append(TaskModel(model, dataset.label_names, label_map))
-    _unique_names(models)
-    ref = models[0]
+    models = _load_models([reference, *candidates], data, names, label_map, settings, offline)
     timings["load"] = time.time() - started
 
-    # predictions
     t0 = time.time()
-    preds = {}
-    for m in models:
-        preds[m.name] = predict(m, dataset, progress=progress)
-    probs = {name: p.probs for name, p in preds.items()}
+    preds = {m.name: predict(m, data, progress=progress) for m in models}
     timings["predict"] = time.time() - t0
 
-    # calibration and agreement
     t0 = time.time()
-    y = dataset.y
-    for p in probs.values():
-        check_probabilities(y, p)
-    boot = Bootstrap(len(dataset), n_boot=n_boot, seed=seed)
+    boot = Bootstrap(len(data), n_boot=n_boot, seed=seed)
+    model_section, comparisons = _calibration_and_agreement(models, preds, data.y, boot, n_bins)
+    timings["metrics"] = time.time() - t0
+
+    t0 = time.time()
+    probs = {name: p.probs for name, p in preds.items()}
+    explained_ids, runtime, results = _explain(models, data, probs[models[0].name], settings, progress)
+    noise_floor = _alignment_summaries(results, comparisons, settings)
+    timings["explain"] = time.time() - t0
+    timings["total"] = time.time() - started
+
+    summary = _summary(data, models, settings, boot, explained_ids, runtime, model_section, comparisons,
+                       noise_floor, timings)
+    return CompareResult(summary, data, probs, results, explained_ids)
+
+
+# ---------------------------------------------------------------------------
+# stage 1: settings and models
+
+
+def _check_settings(s: _Settings) -> None:
+    check_option("explainer(s)", list(s.explainers), EXPLAINERS)
+    check_option("explain_class", s.explain_class, EXPLAIN_CLASSES)
+    if not s.top_k:
+        raise ValueError("at least one top-k value is needed")
+    for label, value, low in (("top-k", min(s.top_k), 1), ("n_bins", s.n_bins, 1),
+                              ("lime_samples", s.lime_samples, 2), ("shap_evals", s.shap_evals, 2),
+                              ("explain_limit", s.explain_limit, 1), ("explain_repeats", s.explain_repeats, 1)):
+        check_at_least(label, value, low)
+
+
+def _load_models(specs, dataset: Dataset, names, label_map, s: _Settings, offline: bool) -> list[TaskModel]:
+    """Reference first, then candidates, each with its classes in the dataset's label order."""
+    if names is not None and len(names) != len(specs):
+        raise ValueError(f"{len(names)} names for {len(specs)} models")
+    models = []
+    for i, spec in enumerate(specs):
+        model = load_model(spec, name=names[i] if names else None, max_length=s.max_length,
+                           batch_size=s.batch_size, offline=offline)
+        models.append(TaskModel(model, dataset.label_names, label_map))
+    seen = set()
+    for m in models:
+        if m.name in seen:
+            raise ValueError(f"two models are named '{m.name}'; give distinct names (--name)")
+        seen.add(m.name)
+    return models
+
+
+# ---------------------------------------------------------------------------
+# stage 3: calibration and agreement
+
+
+def _calibration_and_agreement(models: list[TaskModel], preds: dict[str, Predictions], y: np.ndarray,
+                               boot: Bootstrap, n_bins: int) -> tuple[dict, dict]:
+    """``models`` and ``comparisons`` sections of report.json."""
+    probs = {}
+    for m in models:
+        _, probs[m.name] = check_probabilities(y, preds[m.name].probs)
     model_section = {}
     for i, m in enumerate(models):
         model_section[m.name] = {
@@ -204,138 +342,23 @@ def compare(
             "truncated": preds[m.name].truncated,
             **_calibration(boot, y, probs[m.name], n_bins),
         }
-    comparisons = {m.name: _agreement(boot, y, probs[ref.name], probs[m.name], n_bins) for m in models[1:]}
-    timings["metrics"] = time.time() - t0
-
-    # explanations and alignment
-    t0 = time.time()
-    explained_ids: list[str] = []
-    explain_runtime: dict[str, dict] = {}
-    explanations: dict[str, dict[str, list[Explanation]]] = {}
-    noise_floor: dict[str, dict] = {}
-    alignment_values: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    if explainers:
-        rng = np.random.default_rng(seed)
-        n_explain = min(explain_limit, len(dataset))
-        chosen = np.sort(rng.choice(len(dataset), size=n_explain, replace=False))
-        examples = [dataset.examples[i] for i in chosen]
-        explained_ids = [e.id for e in examples]
-        targets = y[chosen] if explain_class == "gold" else probs[ref.name][chosen].argmax(axis=1)
-        eboot = Bootstrap(n_explain, n_boot=n_boot, seed=seed)
-        # Explanations run on ONNX Runtime where it reproduces PyTorch's probabilities (1e-5).
-        check = [(e.text_a, e.text_b) for e in examples]
-        twins = [onnx_twin(m, check) for m in models]
-        explain_runtime = {m.name: record for m, (_, record) in zip(models, twins)}
-        ref_x, models_x = twins[0][0], [twin for twin, _ in twins]
-        for explainer in explainers:
-            budget = lime_samples if explainer == "lime" else shap_evals
-            # Repeat r explains the reference with seed + r and the candidates, and the
-            # reference again for the noise floor, with seed + r + 1 (shared perturbations).
-            # Every compared pair of runs thus differs in its perturbations, so candidate
-            # alignment and the noise floor are measured on the same footing (shared
-            # perturbations would inflate cross-model agreement above the floor). The
-            # reference's run of repeat r + 1 is its noise-floor run of repeat r.
-            repeats = 1 if explainer == "shap" else explain_repeats  # Partition: seed-independent
-            floor_name = f"{ref.name}@seed{seed + 1}"
-            ref_runs = [_explain_cached([ref_x], examples, targets, explainer, seed, budget, progress,
-                                        "reference")[ref.name]]
-            cand_runs = []
-            for r in range(repeats):
-                label = "candidates and noise floor" + (f", repeat {r + 1}/{repeats}" if repeats > 1 else "")
-                cand_runs.append(_explain_cached(models_x, examples, targets, explainer, seed + r + 1, budget,
-                                                 progress, label))
-                ref_runs.append(cand_runs[-1][ref.name])
-            runs = {ref.name: ref_runs[0], floor_name: ref_runs[1], **{m.name: cand_runs[0][m.name] for m in models[1:]}}
-            for r in range(1, repeats):
-                runs[f"{ref.name}@seed{seed + r + 1}"] = ref_runs[r + 1]
-                runs.update({f"{m.name}@seed{seed + r + 1}": cand_runs[r][m.name] for m in models[1:]})
-            explanations[explainer] = runs
-            values = alignment_values[explainer] = {}
-            per_repeat = {floor_name: [_alignment_table(ref_runs[r], ref_runs[r + 1], top_k) for r in range(repeats)]}
-            for m in models[1:]:
-                per_repeat[m.name] = [_alignment_table(ref_runs[r], cand_runs[r][m.name], top_k)
-                                      for r in range(repeats)]
-            summaries = {}
-            for name, tables in per_repeat.items():
-                values[name] = {k: np.nanmean([t[k] for t in tables], axis=0) if repeats > 1 else tables[0][k]
-                                for k in tables[0]}
-                summaries[name] = {k: _over_repeats(eboot, v, [t[k] for t in tables]) for k, v in values[name].items()}
-            noise_floor[explainer] = summaries[floor_name]
-            for m in models[1:]:
-                comparisons[m.name].setdefault("alignment", {})[explainer] = summaries[m.name]
-    timings["explain"] = time.time() - t0
-    timings["total"] = time.time() - started
-
-    summary = {
-        "trusteq_version": _version("trusteq"),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "task": dataset.task,
-        "labels": list(dataset.label_names),
-        "seed": seed,
-        "reference": ref.name,
-        "candidates": [m.name for m in models[1:]],
-        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format,
-                 "rows": dataset.n_rows, "examples": len(dataset), "limit": dataset.limit,
-                 "dropped": dataset.dropped,
-                 "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},
-        "settings": {
-            "n_bins": n_bins, "binning": list(STRATEGIES), "top_k": list(top_k), "explainers": list(explainers),
-            "lime_samples": lime_samples, "shap_evals": shap_evals, "explained_examples": len(explained_ids),
-            "explain_class": explain_class, "explain_repeats": explain_repeats,
-            "explain_seeds": {"reference": list(range(seed, seed + explain_repeats)),
-                              "candidates": list(range(seed + 1, seed + explain_repeats + 1)),
-                              "noise_floor": [[seed + r, seed + r + 1] for r in range(explain_repeats)],
-                              "shap": "Partition is deterministic: one repeat, noise floor 1"},
-            "explain_runtime": explain_runtime,
-            "max_length": max_length,
-            "batch_size": batch_size, "bootstrap": boot.describe(),
-        },
-        "versions": _versions(),
-        "models": model_section,
-        "comparisons": comparisons,
-        "noise_floor": noise_floor,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-    }
-    return CompareResult(summary, dataset, probs, explanations, explained_ids, alignment_values)
+    ref = models[0].name
+    comparisons = {m.name: _agreement(boot, y, probs[ref], probs[m.name], n_bins) for m in models[1:]}
+    return model_section, comparisons
 
 
-# ---------------------------------------------------------------------------
-
-
-def _check_settings(candidates, explainers, explain_class, top_k, n_bins, lime_samples, shap_evals, explain_limit,
-                    explain_repeats):
-    if not candidates:
-        raise ValueError("at least one candidate model is needed")
-    unknown = [e for e in explainers if e not in EXPLAINERS]
-    if unknown:
-        raise ValueError(f"unknown explainer(s) {unknown}; expected some of {list(EXPLAINERS)}")
-    if explain_class not in EXPLAIN_CLASSES:
-        raise ValueError(f"explain_class must be one of {EXPLAIN_CLASSES}, got {explain_class!r}")
-    if not top_k or min(top_k) < 1:
-        raise ValueError(f"top-k values must be >= 1, got {list(top_k)}")
-    for label, value, low in (("n_bins", n_bins, 1), ("lime_samples", lime_samples, 2), ("shap_evals", shap_evals, 2),
-                              ("explain_limit", explain_limit, 1), ("explain_repeats", explain_repeats, 1)):
-        if value < low:
-            raise ValueError(f"{label} must be >= {low}, got {value}")
-
-
-def _unique_names(models):
-    seen = set()
-    for m in models:
-        if m.name in seen:
-            raise ValueError(f"two models are named '{m.name}'; give distinct names (--name)")
-        seen.add(m.name)
+def _binned(metric: str, n_bins: int, strategy: str):
+    return lambda yy, pp: UNCHECKED[metric](yy, pp, n_bins, strategy)
 
 
 def _calibration(boot: Bootstrap, y, p, n_bins) -> dict:
-    out = {"accuracy": boot.ci(accuracy, y, p)}
+    out = {"accuracy": boot.ci(_accuracy, y, p)}
     for metric in ("ece", "mce"):
-        out[metric] = {s: boot.ci(lambda yy, pp, s=s, f=UNCHECKED[metric]: f(yy, pp, n_bins, s), y, p)
-                       for s in STRATEGIES}
+        out[metric] = {s: boot.ci(_binned(metric, n_bins, s), y, p) for s in STRATEGIES}
     out["brier"] = boot.ci(UNCHECKED["brier"], y, p)
     out["nll"] = boot.ci(UNCHECKED["nll"], y, p)
     out["classwise_ece"] = boot.ci(lambda yy, pp: UNCHECKED["classwise_ece"](yy, pp, n_bins), y, p)
-    out["reliability"] = {s: reliability_diagram(y, p, n_bins, s) for s in STRATEGIES}
+    out["reliability"] = {s: reliability_diagram(y, p, n_bins=n_bins, strategy=s) for s in STRATEGIES}
     return out
 
 
@@ -350,14 +373,99 @@ def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
         "kl": boot.ci(mean, kl_divergence(p_ref, p_cand)),
         "mcnemar": mcnemar_test(y, p_ref, p_cand),
     }
-    delta = {"accuracy": boot.diff(accuracy, (y, p_cand), (y, p_ref))}
+    delta = {"accuracy": boot.diff(_accuracy, (y, p_cand), (y, p_ref))}
     for metric in ("ece", "mce"):
-        delta[metric] = {s: boot.diff(lambda yy, pp, s=s, f=UNCHECKED[metric]: f(yy, pp, n_bins, s), (y, p_cand),
-                                      (y, p_ref)) for s in STRATEGIES}
+        delta[metric] = {s: boot.diff(_binned(metric, n_bins, s), (y, p_cand), (y, p_ref)) for s in STRATEGIES}
     for metric in ("brier", "nll"):
         delta[metric] = boot.diff(UNCHECKED[metric], (y, p_cand), (y, p_ref))
     out["delta"] = delta
     return out
+
+
+# ---------------------------------------------------------------------------
+# stage 4: explanations and alignment
+
+
+def _explain(models: list[TaskModel], dataset: Dataset, ref_probs: np.ndarray, s: _Settings,
+             progress: bool) -> tuple[list[str], dict, dict[str, ExplainerResult]]:
+    """Explained example ids, the runtime record of each model, and every explainer's runs and alignments."""
+    if not s.explainers:
+        return [], {}, {}
+    rng = np.random.default_rng(s.seed)
+    chosen = np.sort(rng.choice(len(dataset), size=min(s.explain_limit, len(dataset)), replace=False))
+    examples = [dataset.examples[i] for i in chosen]
+    targets = dataset.y[chosen] if s.explain_class == "gold" else ref_probs[chosen].argmax(axis=1)
+    # Explanations run on ONNX Runtime where it reproduces PyTorch's probabilities (1e-5).
+    twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
+    runtime = {m.name: record for m, (_, record) in zip(models, twins)}
+    fast = [twin for twin, _ in twins]
+    results = {explainer: _explain_one(explainer, fast, examples, targets, s, progress) for explainer in s.explainers}
+    return [e.id for e in examples], runtime, results
+
+
+def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: _Settings,
+                 progress: bool) -> ExplainerResult:
+    """Runs and alignments of one explainer.
+
+    Repeat r explains the reference with seed + r and the candidates, and the
+    reference again for the noise floor, with seed + r + 1 (shared
+    perturbations). Every compared pair of runs thus differs in its
+    perturbations, so candidate alignment and the noise floor are measured on
+    the same footing (shared perturbations would inflate cross-model agreement
+    above the floor). The reference's run of repeat r + 1 is its noise-floor
+    run of repeat r.
+    """
+    ref, cands = models[0], models[1:]
+    budget, repeats = s.budget(explainer), s.repeats(explainer)
+
+    def run(group, seed, label):
+        out = explain_cached(group, examples, targets, explainer=explainer, seed=seed, budget=budget,
+                             progress=progress, label=label)
+        return [ExplanationRun(m.name, "reference" if m is ref else "candidate", seed, out[m.name]) for m in group]
+
+    ref_runs = run([ref], s.seed, "reference")
+    cand_runs = []  # per repeat: reference (noise-floor run) first, then the candidates
+    for r in range(repeats):
+        label = "candidates and noise floor" + (f", repeat {r + 1}/{repeats}" if repeats > 1 else "")
+        cand_runs.append(run(models, s.seed + r + 1, label))
+        ref_runs.append(cand_runs[-1][0])
+    alignments = [_align("candidate", m.name, [(ref_runs[r], cand_runs[r][i + 1]) for r in range(repeats)], s.top_k)
+                  for i, m in enumerate(cands)]
+    alignments.append(_align("noise_floor", ref.name, [(ref_runs[r], ref_runs[r + 1]) for r in range(repeats)],
+                             s.top_k))
+    runs = [ref_runs[0], *[run for rep in cand_runs for run in rep]]
+    return ExplainerResult(explainer, runs, alignments)
+
+
+def _align(kind, model: str, pairs: list[tuple[ExplanationRun, ExplanationRun]], top_k) -> Alignment:
+    tables = [_alignment_table(a.explanations, b.explanations, top_k) for a, b in pairs]
+    return Alignment(kind, model, [(a.seed, b.seed) for a, b in pairs], tables)
+
+
+def _alignment_table(a: list[Explanation], b: list[Explanation], top_k) -> dict[str, np.ndarray]:
+    table = {n: np.full(len(a), np.nan) for n in metric_names(top_k)}
+    for i, (ea, eb) in enumerate(zip(a, b)):
+        if ea.example_id != eb.example_id:
+            raise RuntimeError("explanations are not aligned by example")
+        if len(ea.weights) == 0:
+            continue
+        for n, v in pair_metrics(ea.weights, eb.weights, top_k).items():
+            table[n][i] = v
+    return table
+
+
+def _alignment_summaries(results: dict[str, ExplainerResult], comparisons: dict, s: _Settings) -> dict:
+    """Bootstrap summaries: each candidate's under ``comparisons[c]["alignment"]``; the noise floors returned."""
+    noise_floor = {}
+    for explainer, result in results.items():
+        boot = Bootstrap(len(result.runs[0].explanations), n_boot=s.n_boot, seed=s.seed)
+        for a in result.alignments:
+            summary = {k: _over_repeats(boot, v, [t[k] for t in a.per_repeat]) for k, v in a.values.items()}
+            if a.kind == "noise_floor":
+                noise_floor[explainer] = summary
+            else:
+                comparisons[a.model].setdefault("alignment", {})[explainer] = summary
+    return noise_floor
 
 
 def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]) -> dict:
@@ -370,73 +478,50 @@ def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]
     return out
 
 
-def _alignment_table(a: list[Explanation], b: list[Explanation], top_k) -> dict[str, np.ndarray]:
-    names = metric_names(top_k)
-    table = {n: np.full(len(a), np.nan) for n in names}
-    for i, (ea, eb) in enumerate(zip(a, b)):
-        if ea.example_id != eb.example_id:
-            raise RuntimeError("explanations are not aligned by example")
-        if len(ea.weights) == 0:
-            continue
-        for n, v in pair_metrics(ea.weights, eb.weights, top_k).items():
-            table[n][i] = v
-    return table
+# ---------------------------------------------------------------------------
+# stage 5: summary
 
 
-def _explain_cached(models: list[TaskModel], examples, targets, explainer, seed, budget, progress,
-                    label: str) -> dict[str, list[Explanation]]:
-    """Explanations per model, each cached on disk as soon as its block of examples is done.
-
-    SHAP works on blocks of ``SHAP_BLOCK`` examples (their model calls are
-    joined); LIME on one example at a time.
-    """
-    by_name = {m.name: m for m in models}
-    items = list(zip(examples, (int(t) for t in targets)))
-    runs: dict[str, list] = {m.name: [None] * len(items) for m in models}
-    block = SHAP_BLOCK if explainer == "shap" else 1
-    with _progress_bar(len(items), progress, f"{explainer} ({label})", unit="pair") as bar:
-        for start in range(0, len(items), block):
-            todo: dict[tuple[str, ...], list[int]] = {}  # models still to explain -> examples
-            paths = {}
-            for i in range(start, min(start + block, len(items))):
-                ex, target = items[i]
-                missing = []
-                for m in models:
-                    path = _explanation_path(m, ex, explainer, seed, budget, target)
-                    hit = cache.load_arrays(path) if path is not None else None
-                    if hit is None:
-                        missing.append(m.name)
-                        paths[m.name, i] = path
-                    else:
-                        runs[m.name][i] = Explanation(ex.id, m.name, explainer, seed, target,
-                                                      segment(ex.text_a, ex.text_b), hit["weights"],
-                                                      int(hit["n_evals"]))
-                if missing:
-                    todo.setdefault(tuple(missing), []).append(i)
-            for names, idx in todo.items():
-                result = explain_examples({n: by_name[n] for n in names}, [items[i][0] for i in idx],
-                                          [items[i][1] for i in idx], explainer, seed, budget)
-                for n in names:
-                    for e, i in zip(result[n], idx):
-                        if paths[n, i] is not None:
-                            cache.save_arrays(paths[n, i], {"weights": e.weights, "n_evals": np.array(e.n_evals)})
-                        runs[n][i] = e
-            bar.update(min(block, len(items) - start))
-    return runs
+def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Bootstrap, explained_ids, runtime,
+             model_section, comparisons, noise_floor, timings) -> dict:
+    y = dataset.y
+    return {
+        "trusteq_version": _version("trusteq"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "task": dataset.task,
+        "labels": list(dataset.label_names),
+        "seed": s.seed,
+        "reference": models[0].name,
+        "candidates": [m.name for m in models[1:]],
+        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format,
+                 "rows": dataset.n_rows, "examples": len(dataset), "limit": dataset.limit,
+                 "dropped": dataset.dropped,
+                 "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},
+        "settings": {
+            "n_bins": s.n_bins, "binning": list(STRATEGIES), "top_k": list(s.top_k), "explainers": list(s.explainers),
+            "lime_samples": s.lime_samples, "shap_evals": s.shap_evals, "explained_examples": len(explained_ids),
+            "explain_class": s.explain_class, "explain_repeats": s.explain_repeats,
+            "explain_seeds": _seeds_record(s),
+            "explain_runtime": runtime,
+            "max_length": s.max_length,
+            "batch_size": s.batch_size, "bootstrap": boot.describe(),
+        },
+        "versions": _versions(),
+        "models": model_section,
+        "comparisons": comparisons,
+        "noise_floor": noise_floor,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
 
 
-def _explanation_path(model: TaskModel, ex, explainer, seed, budget, target):
-    fp = model.fingerprint
-    if fp is None:
-        return None
-    k = cache.key("explain", _EXPLAIN_VERSION, fp, ex.id, ex.text_a, ex.text_b, explainer, seed, budget, target)
-    return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
-
-
-def _progress_bar(total: int, enabled: bool, desc: str, unit: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not enabled)
+def _seeds_record(s: _Settings) -> dict:
+    seed, repeats = s.seed, s.explain_repeats
+    record = {"reference": list(range(seed, seed + repeats)), "candidates": list(range(seed + 1, seed + repeats + 1)),
+              "noise_floor": [[seed + r, seed + r + 1] for r in range(repeats)]}
+    for name, spec in REGISTRY.items():
+        if spec.deterministic and name in s.explainers:
+            record[name] = "deterministic: one run, noise floor 1 by construction"
+    return record
 
 
 def _version(dist: str) -> str | None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .data import normalize_label
 from .errors import LabelError, ModelError
+from .validation import check_probability_matrix
 
 __all__ = [
     "PairClassifier",
@@ -38,7 +39,6 @@ __all__ = [
     "TaskModel",
     "load_model",
     "align_labels",
-    "check_probabilities",
     "export_onnx",
 ]
 
@@ -445,7 +445,7 @@ class TaskModel:
     """A model whose outputs are put in the task's class order.
 
     Calling it on pairs returns probabilities of shape (n, K), float64,
-    validated by :func:`check_probabilities`.
+    validated by :func:`trusteq.validation.check_probability_matrix`.
     """
 
     def __init__(self, model: PairClassifier, task_labels: Sequence[str],
@@ -469,34 +469,9 @@ class TaskModel:
         if len(pairs) == 0:
             return np.zeros((0, len(self.task_labels)))
         probs = self.model.predict_proba(pairs, progress=progress)
-        check_probabilities(probs, len(pairs), len(self.model.class_names), self.name)
+        probs = check_probability_matrix(probs, what=f"model '{self.name}' output", n=len(pairs),
+                                         n_classes=len(self.model.class_names), error=ModelError)
         return probs[:, self.columns]
-
-
-def check_probabilities(probs: np.ndarray, n: int, n_classes: int, model_name: str, atol: float = 1e-4) -> None:
-    """Refuse model output that is not a valid (n, C) probability matrix.
-
-    Raises
-    ------
-    ModelError
-        Wrong shape, NaN or infinite values, negative values, or rows that do
-        not sum to 1 within ``atol``. The message names the model and the
-        first bad row.
-    """
-    if probs.shape != (n, n_classes):
-        raise ModelError(f"model '{model_name}': returned shape {probs.shape}, expected ({n}, {n_classes})")
-    bad = ~np.isfinite(probs).all(axis=1)
-    if bad.any():
-        raise ModelError(f"model '{model_name}': returned NaN or infinite probabilities (first at input "
-                         f"{int(np.argmax(bad))})")
-    neg = (probs < 0).any(axis=1)
-    if neg.any():
-        raise ModelError(f"model '{model_name}': returned negative probabilities (first at input {int(np.argmax(neg))})")
-    off = np.abs(probs.sum(axis=1) - 1.0) > atol
-    if off.any():
-        i = int(np.argmax(off))
-        raise ModelError(f"model '{model_name}': probabilities of input {i} sum to {probs[i].sum():.6f}, not 1 "
-                         f"(return softmax outputs, not logits)")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

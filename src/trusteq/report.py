@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import json
 import math
@@ -25,6 +24,10 @@ import numpy as np
 
 from .cache import atomic_write_bytes, atomic_write_text
 from .comparison import CompareResult
+from .display import AlignmentDisplay, ReliabilityDisplay
+from .explain import REGISTRY
+from .metrics.alignment import top_k
+from .validation import check_output_dir
 
 __all__ = ["write_report", "OUTPUT_FILES"]
 
@@ -32,7 +35,7 @@ OUTPUT_FILES = ("report.json", "report.md", "report.html", "reliability.png", "a
                 "explanations.jsonl")
 
 
-def write_report(result: CompareResult, out: str | Path, examples_shown: int = 12) -> Path:
+def write_report(result: CompareResult, out: str | Path, *, examples_shown: int = 12) -> Path:
     """Write every output file of ``result`` into folder ``out`` (created if needed).
 
     Parameters
@@ -46,9 +49,13 @@ def write_report(result: CompareResult, out: str | Path, examples_shown: int = 1
     Returns
     -------
     Path of ``report.html``.
+
+    Raises
+    ------
+    TrustEqError
+        ``out`` cannot be created or written to.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out)
     s = result.summary
     atomic_write_text(out / "report.json", json.dumps(_jsonable(s), indent=2, allow_nan=False) + "\n")
     atomic_write_text(out / "predictions.csv", _predictions_csv(result))
@@ -95,9 +102,9 @@ def _predictions_csv(result: CompareResult) -> str:
 def _explanations_jsonl(result: CompareResult) -> str:
     labels = result.dataset.label_names
     lines = []
-    for runs in result.explanations.values():
-        for run in runs.values():
-            for e in run:
+    for explained in result.explanations.values():
+        for run in explained.runs:
+            for e in run.explanations:
                 lines.append(json.dumps(e.to_record(labels), ensure_ascii=False))
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -109,81 +116,48 @@ def _explanations_jsonl(result: CompareResult) -> str:
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return buf.getvalue()
 
 
+def _figure(**kwargs):
+    """A matplotlib Figure outside pyplot: nothing global is touched."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _reliability_figure(result: CompareResult) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     s = result.summary
-    ref = s["reference"]
-    cands = s["candidates"]
-    strategies = s["settings"]["binning"]
-    fig, axes = plt.subplots(len(cands), len(strategies), figsize=(4.4 * len(strategies), 4.0 * len(cands)),
-                             squeeze=False)
+    ref, cands, strategies = s["reference"], s["candidates"], s["settings"]["binning"]
+    fig = _figure(figsize=(4.4 * len(strategies), 4.0 * len(cands)))
+    axes = fig.subplots(len(cands), len(strategies), squeeze=False)
+    y = result.dataset.y
     for row, cand in enumerate(cands):
         for col, strategy in enumerate(strategies):
             ax = axes[row][col]
-            ax.plot([0, 1], [0, 1], ls=":", color="#888", lw=1)
             for name, color, marker in ((ref, "#555555", "s"), (cand, "#d9480f", "o")):
-                bins = s["models"][name]["reliability"][strategy]
-                conf = np.array([b["confidence"] for b in bins])
-                acc = np.array([b["accuracy"] for b in bins])
-                lo = np.array([b["accuracy_ci"][0] for b in bins])
-                hi = np.array([b["accuracy_ci"][1] for b in bins])
-                ece = s["models"][name]["ece"][strategy]["value"]
-                ax.errorbar(conf, acc, yerr=[acc - lo, hi - acc], color=color, marker=marker, ms=4, lw=1.2,
-                            capsize=2, label=f"{name} (ECE {ece:.3f})")
-            ax.set_xlim(0, 1.0)
-            ax.set_ylim(0, 1.02)
-            ax.set_xlabel("mean confidence in bin")
-            ax.set_ylabel("accuracy in bin")
+                ReliabilityDisplay.from_predictions(y, result.probs[name], n_bins=s["settings"]["n_bins"],
+                                                   strategy=strategy, name=name, ax=ax, color=color, marker=marker)
             ax.set_title(f"{cand} vs {ref}\n{strategy.replace('_', '-')} bins", fontsize=10)
-            ax.legend(fontsize=8, loc="upper left")
-            ax.grid(alpha=0.3)
     fig.suptitle("Reliability diagrams (95% Wilson intervals; diagonal = perfect calibration)", fontsize=11)
     fig.tight_layout()
     return _png(fig)
 
 
 def _alignment_figure(result: CompareResult) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     s = result.summary
-    k = s["settings"]["top_k"][0]
-    metric = f"jaccard@{k}"
-    explainers = list(result.alignment_values)
-    if not explainers:
-        fig, ax = plt.subplots(figsize=(5, 1.5))
+    metric = f"jaccard@{s['settings']['top_k'][0]}"
+    if not result.explanations:
+        fig = _figure(figsize=(5, 1.5))
+        ax = fig.subplots()
         ax.text(0.5, 0.5, "no explanations were computed", ha="center", va="center")
         ax.axis("off")
         return _png(fig)
-    fig, axes = plt.subplots(1, len(explainers), figsize=(5.5 * len(explainers), 3.6), squeeze=False)
-    for ax, explainer in zip(axes[0], explainers):
-        runs = result.alignment_values[explainer]
-        labels, data = [], []
-        for run, table in runs.items():
-            v = table[metric]
-            data.append(v[np.isfinite(v)])
-            labels.append(f"noise floor\n({run})" if "@seed" in run else run)
-        parts = ax.violinplot([d if len(d) else [np.nan] for d in data], showmeans=True, showextrema=False)
-        for body, lab in zip(parts["bodies"], labels):
-            body.set_facecolor("#adb5bd" if lab.startswith("noise") else "#d9480f")
-            body.set_alpha(0.6)
-        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_ylabel(f"top-{k} Jaccard with {s['reference']}")
-        ax.set_title(f"{explainer}: per-example alignment (n={len(result.explained_ids)})", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
+    fig = _figure(figsize=(5.5 * len(result.explanations), 3.6))
+    axes = fig.subplots(1, len(result.explanations), squeeze=False)
+    for ax, (explainer, explained) in zip(axes[0], result.explanations.items()):
+        AlignmentDisplay.from_alignments(explained.alignments, metric, reference=s["reference"], ax=ax,
+                                         title=f"{explainer}: per-example alignment (n={len(result.explained_ids)})")
     fig.tight_layout()
     return _png(fig)
 
@@ -238,7 +212,7 @@ def _alignment_rows(s):
     repeats = s["settings"].get("explain_repeats", 1)
     rows = []
     for explainer in s["settings"]["explainers"]:
-        seeds = f" ({repeats} seeds)" if repeats > 1 and explainer != "shap" else ""
+        seeds = f" ({repeats} seeds)" if repeats > 1 and not REGISTRY[explainer].deterministic else ""
         for name, c in s["comparisons"].items():
             a = c.get("alignment", {}).get(explainer, {})
             rows.append([explainer, f"{name} vs {s['reference']}{seeds}"] + [_fmt_seeds(a.get(m)) for m in metrics])
@@ -340,131 +314,86 @@ def _markdown(s) -> str:
 # ---------------------------------------------------------------------------
 # html
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#212529;
-padding:0 1rem;line-height:1.45}
-h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #dee2e6;padding-bottom:.3rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto}
-th,td{border:1px solid #dee2e6;padding:.3rem .5rem;text-align:right;white-space:nowrap;vertical-align:top}
-td small{color:#868e96}th{white-space:normal}
-th{background:#f1f3f5}td:first-child,th:first-child{text-align:left}
-.meta{color:#495057;font-size:.9rem}.findings li{margin:.3rem 0}
-img{max-width:100%}
-.ex{border:1px solid #dee2e6;border-radius:6px;padding:.6rem .8rem;margin:1rem 0}
-.ex h3{font-size:.95rem;margin:.1rem 0 .5rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:.8rem}
-.side{background:#f8f9fa;border-radius:4px;padding:.5rem}
-.side b{display:block;font-size:.85rem;margin-bottom:.3rem}
-.s{font-size:.9rem;margin:.2rem 0}.s i{color:#868e96;font-style:normal;font-size:.75rem;margin-right:.3rem}
-.w{border-radius:3px;padding:0 2px}.top{outline:1.5px solid #212529}
-.legend{font-size:.8rem;color:#495057}
-"""
 
-
-def _cell(text: str) -> str:
-    """A value with its interval on a second, smaller line."""
+def _split_cell(text: str) -> tuple[str, str | None]:
+    """A value and its interval (shown on a second, smaller line)."""
     value, sep, ci = text.partition(" [")
-    if not sep:
-        return html.escape(text)
-    return f"{html.escape(value)}<br><small>[{html.escape(ci)}</small>"
+    return (value, ci) if sep else (text, None)
 
 
-def _html_table(head, rows) -> str:
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+def _table(head, rows) -> dict:
+    return {"head": head, "rows": [[_split_cell(c) for c in r] for r in rows]}
 
 
-def _highlight(text: str, sentence: str, explanation, k: int) -> str:
-    feats = explanation.features
-    w = explanation.weights
+def _segments(text: str, sentence: str, explanation, k: int) -> list[dict]:
+    """One sentence as plain text and attributed words (colour by weight, outlined if in the top k)."""
+    feats, w = explanation.features, explanation.weights
     scale = float(np.max(np.abs(w))) if len(w) and np.max(np.abs(w)) > 0 else 1.0
-    from .alignment import top_k
-
     top = set(top_k(w, k).tolist()) if len(w) else set()
-    pieces, last = [], 0
+    out, last = [], 0
     for idx, f in enumerate(feats):
         if f.sentence != sentence:
             continue
-        pieces.append(html.escape(text[last:f.start]))
+        out.append({"text": text[last:f.start], "word": False})
         a = abs(w[idx]) / scale
         color = f"rgba(47,158,68,{a:.2f})" if w[idx] > 0 else f"rgba(224,49,49,{a:.2f})"
-        cls = "w top" if idx in top else "w"
-        pieces.append(f'<span class="{cls}" style="background:{color}" title="{w[idx]:+.4f}">'
-                      f"{html.escape(text[f.start:f.end])}</span>")
+        out.append({"text": text[f.start:f.end], "word": True, "cls": "w top" if idx in top else "w",
+                    "color": color, "title": f"{w[idx]:+.4f}"})
         last = f.end
-    pieces.append(html.escape(text[last:]))
-    return "".join(pieces)
+    out.append({"text": text[last:], "word": False})
+    return out
 
 
-def _examples_html(result: CompareResult, n_shown: int) -> str:
+def _examples(result: CompareResult, n_shown: int) -> dict | None:
     s = result.summary
     if not result.explanations or not s["candidates"]:
-        return "<p>No explanations were computed.</p>"
-    k = s["settings"]["top_k"][0]
-    explainer = next(iter(result.explanations))
-    runs = result.explanations[explainer]
+        return None
+    k, seed = s["settings"]["top_k"][0], s["seed"]
+    explainer, explained = next(iter(result.explanations.items()))
     first = s["candidates"][0]
-    jac = result.alignment_values[explainer][first][f"jaccard@{k}"]
+    jac = explained.alignment(first).values[f"jaccard@{k}"]
     order = np.argsort(np.where(np.isfinite(jac), jac, 2.0), kind="stable")[:n_shown]
+    runs = [explained.run(s["reference"], seed)] + [explained.run(c, seed + 1) for c in s["candidates"]]
     by_id = {e.id: e for e in result.dataset.examples}
-    labels = result.dataset.label_names
     index = {ex_id: i for i, ex_id in enumerate(result.dataset.ids)}
+    labels = result.dataset.label_names
     blocks = []
-    names = [s["reference"], *s["candidates"]]
     for i in order:
-        ref_e = runs[s["reference"]][i]
+        ref_e = runs[0].explanations[i]
         ex = by_id[ref_e.example_id]
-        row = index[ex.id]
         sides = []
-        for name in names:
-            e = runs[name][i]
-            p = result.probs[name][row]
-            pred = labels[int(np.argmax(p))]
-            sides.append(
-                f'<div class="side"><b>{html.escape(name)}: predicts {html.escape(pred)} '
-                f'({p.max():.2f})</b>'
-                f'<div class="s"><i>A</i>{_highlight(ex.text_a, "a", e, k)}</div>'
-                f'<div class="s"><i>B</i>{_highlight(ex.text_b, "b", e, k)}</div></div>')
-        blocks.append(
-            f'<div class="ex"><h3>{html.escape(ex.id)} · gold {html.escape(ex.label)} · explained '
-            f'{html.escape(labels[ref_e.explained_class])} · {explainer} top-{k} Jaccard ({first}) '
-            f'{jac[i]:.2f}</h3><div class="grid">{"".join(sides)}</div></div>')
-    return (f'<p class="legend">{explainer} attributions; green pushes towards the explained class, red away; '
-            f'outlined words are each model\'s top-{k}. Shown: the {len(order)} examples where {html.escape(first)} '
-            f'agrees least with {html.escape(s["reference"])}.</p>' + "".join(blocks))
+        for run in runs:
+            e, p = run.explanations[i], result.probs[run.model][index[ex.id]]
+            sides.append({"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})",
+                          "a": _segments(ex.text_a, "a", e, k), "b": _segments(ex.text_b, "b", e, k)})
+        blocks.append({"heading": f"{ex.id} · gold {ex.label} · explained {labels[ref_e.explained_class]} · "
+                                  f"{explainer} top-{k} Jaccard ({first}) {jac[i]:.2f}", "sides": sides})
+    legend = (f"{explainer} attributions; green pushes towards the explained class, red away; outlined words are "
+              f"each model's top-{k}. Shown: the {len(order)} examples where {first} agrees least with "
+              f"{s['reference']}.")
+    return {"legend": legend, "blocks": blocks}
 
 
 def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n_shown: int) -> str:
-    s = result.summary
-    d = s["data"]
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    s, d, st = result.summary, result.summary["data"], result.summary["settings"]
     img = lambda b: "data:image/png;base64," + base64.b64encode(b).decode()  # noqa: E731
-    findings = "".join(f"<li>{html.escape(f).replace('**', '')}</li>" for f in _findings(s))
-    st = s["settings"]
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>trusteq: {html.escape(', '.join(s['candidates']))} vs {html.escape(s['reference'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Are {html.escape(', '.join(s['candidates']))} trust-equivalent to {html.escape(s['reference'])}?</h1>",
-        f"<p class='meta'>Task <b>{s['task']}</b> · data {html.escape(d['source'])} ({d['examples']} of {d['rows']} "
-        f"examples) · seed {s['seed']} · {st['n_bins']} bins · {st['bootstrap']['resamples']} bootstrap resamples "
-        f"(95% intervals) · trusteq {s['trusteq_version']} · {s['created']}</p>",
-        (f"<p class='meta'>{len(d['dropped'])} invalid rows were dropped (--skip-invalid); report.json lists each "
-         f"with its reason.</p>" if d.get("dropped") else ""),
-        f"<h2>Findings</h2><ul class='findings'>{findings}</ul>",
-        "<h2>Accuracy and calibration</h2>", _html_table(*_model_rows(s)),
-        f"<img alt='reliability diagrams' src='{img(reliability_png)}'>",
-        "<h2>Agreement with the reference</h2>", _html_table(*_comparison_rows(s)),
-    ]
+    alignment = None
     if st["explainers"]:
-        parts += [
-            "<h2>Explanation alignment</h2>",
-            f"<p class='meta'>{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. {html.escape(_seeds_sentence(s))} "
-            f"Both are measured across different perturbations.</p>",
-            _html_table(*_alignment_rows(s)),
-            f"<img alt='alignment distributions' src='{img(alignment_png)}'>",
-            "<h2>Per-example view</h2>", _examples_html(result, n_shown),
-        ]
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        alignment = {"text": f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
+                             f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. "
+                             f"{_seeds_sentence(s)} Both are measured across different perturbations.",
+                     "table": _table(*_alignment_rows(s))}
+    env = Environment(loader=PackageLoader("trusteq", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    return env.get_template("report.html.j2").render(
+        reference=s["reference"], candidates=s["candidates"],
+        meta=f"Task {s['task']} · data {d['source']} ({d['examples']} of {d['rows']} examples) · seed {s['seed']} · "
+             f"{st['n_bins']} bins · {st['bootstrap']['resamples']} bootstrap resamples (95% intervals) · "
+             f"trusteq {s['trusteq_version']} · {s['created']}",
+        dropped=(f"{len(d['dropped'])} invalid rows were dropped (--skip-invalid); report.json lists each with its "
+                 f"reason." if d.get("dropped") else None),
+        findings=[f.replace("**", "") for f in _findings(s)],
+        models_table=_table(*_model_rows(s)), comparison_table=_table(*_comparison_rows(s)),
+        reliability_png=img(reliability_png), alignment_png=img(alignment_png), alignment=alignment,
+        examples=_examples(result, n_shown))

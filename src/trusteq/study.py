@@ -145,7 +145,7 @@ def _order(models: dict, where: str) -> list[str]:
 
 
 def _settings(args: dict, seed: int, epochs: int):
-    from .finetune import TrainSettings
+    from .workshop.finetune import TrainSettings
 
     known = {f.name for f in fields(TrainSettings)}
     values = {k: v for k, v in args.items() if k in known}
@@ -155,8 +155,8 @@ def _settings(args: dict, seed: int, epochs: int):
 
 
 def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: int, progress: bool) -> str:
-    from .compress import compress
-    from .finetune import PROVENANCE, distill, finetune
+    from .workshop.compress import compress
+    from .workshop.finetune import PROVENANCE, distill, finetune
 
     step, args = next(iter(exp["models"][model].items()))
     if step == "path":
@@ -184,7 +184,7 @@ def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: i
 def _provenance(folder: str) -> dict:
     import json
 
-    from .finetune import PROVENANCE
+    from .workshop.finetune import PROVENANCE
 
     p = Path(folder) / PROVENANCE
     if not p.exists():
@@ -230,7 +230,7 @@ class Estimate:
         self.actual: list[float] = []
 
     def built(self, experiment: str, model: str) -> bool:
-        from .finetune import PROVENANCE
+        from .workshop.finetune import PROVENANCE
 
         step = next(iter(self.spec["experiments"][experiment]["models"][model]))
         return step == "path" or (self.work / experiment / model / PROVENANCE).exists()
@@ -324,7 +324,7 @@ def _throughput(source: str, pairs, max_length: int) -> float:
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
-    from .encoders import resolve
+    from .workshop.encoders import resolve
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -337,7 +337,7 @@ def _throughput(source: str, pairs, max_length: int) -> float:
 
             run = load_model(folder, max_length=max_length).predict_proba
         else:  # an encoder: a fresh head
-            from .finetune import _new_classifier
+            from .workshop.finetune import _new_classifier
 
             tok, model = _new_classifier(folder, ["a", "b"], seed=0)
             model.eval()

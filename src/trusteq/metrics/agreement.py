@@ -9,28 +9,23 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest
 
+from ..validation import check_probabilities, check_same_shape
+
 __all__ = ["accuracy", "agreement_rate", "flip_rates", "mean_kl_divergence", "kl_divergence", "mcnemar_test",
            "flip_indicators"]
 
 
 def _check_pair(p_ref, p_cand):
-    p_ref = np.asarray(p_ref, dtype=np.float64)
-    p_cand = np.asarray(p_cand, dtype=np.float64)
-    if p_ref.ndim != 2 or p_ref.shape != p_cand.shape:
-        raise ValueError(f"probabilities must be two arrays of the same shape (n, K); got {p_ref.shape} and "
-                         f"{p_cand.shape}")
-    if p_ref.shape[0] == 0:
-        raise ValueError("no examples (n = 0)")
-    return p_ref, p_cand
+    return check_same_shape(p_ref, p_cand, names=("reference", "candidate"), ndim=2, what="probabilities (n, K)")
 
 
 def accuracy(y_true, y_prob) -> float:
     """Fraction of examples whose argmax class equals ``y_true``, in [0, 1]."""
-    y_prob = np.asarray(y_prob)
-    y_true = np.asarray(y_true)
-    if y_prob.ndim != 2 or len(y_true) != len(y_prob) or len(y_true) == 0:
-        raise ValueError(f"y_true (n,) and y_prob (n, K) must have the same non-zero n; got {y_true.shape} and "
-                         f"{y_prob.shape}")
+    return _accuracy(*check_probabilities(y_true, y_prob))
+
+
+def _accuracy(y_true, y_prob) -> float:
+    """:func:`accuracy` without input validation, for bootstrap resamples of checked inputs."""
     return float(np.mean(y_prob.argmax(axis=1) == y_true))
 
 

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 import numpy as np
 
-from .cache import atomic_write_text
-from .data import ColumnMap, Dataset, as_dataset
+from ..cache import atomic_write_text
+from ..data import ColumnMap, Dataset, as_dataset
 from .encoders import resolve
 
 __all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance"]
@@ -111,7 +111,7 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
     :func:`finetune`, plus ``temperature`` (T > 0) and ``alpha`` (weight of the
     soft-label loss, in [0, 1]).
     """
-    from .models import TaskModel, load_model
+    from ..models import TaskModel, load_model
 
     if temperature <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
@@ -239,7 +239,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def evaluate_accuracy(model_dir, ds: Dataset, max_length: int = 128) -> float:
     """Accuracy of a saved model on ``ds`` (labels aligned by name), in [0, 1]."""
-    from .models import TaskModel, load_model
+    from ..models import TaskModel, load_model
 
     probs = TaskModel(load_model(str(model_dir), max_length=max_length), ds.label_names)(ds.pairs)
     return float(np.mean(probs.argmax(axis=1) == ds.y))

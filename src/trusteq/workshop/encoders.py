@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cache
-from .errors import ModelError
+from .. import cache
+from ..errors import ModelError
 
 __all__ = ["ENCODERS", "pull", "resolve", "onnx_to_bert_state_dict"]
 

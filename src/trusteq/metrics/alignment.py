@@ -27,7 +27,9 @@ import warnings
 import numpy as np
 from scipy.stats import spearmanr
 
-__all__ = ["top_k", "pair_metrics", "metric_names"]
+from ..validation import check_at_least, check_same_shape
+
+__all__ = ["top_k", "pair_metrics", "metric_names", "TOP_K_METRICS"]
 
 
 def top_k(w: np.ndarray, k: int) -> np.ndarray:
@@ -37,13 +39,13 @@ def top_k(w: np.ndarray, k: int) -> np.ndarray:
     return order[: min(k, len(w))]
 
 
+#: The top-k metrics, in the order :func:`pair_metrics` returns them for each k.
+TOP_K_METRICS = ("jaccard", "feature_agreement", "rank_agreement", "sign_agreement", "signed_rank_agreement")
+
+
 def metric_names(ks) -> list[str]:
     """Names of the metrics :func:`pair_metrics` returns for top-k sizes ``ks``."""
-    names = []
-    for k in ks:
-        names += [f"jaccard@{k}", f"feature_agreement@{k}", f"rank_agreement@{k}", f"sign_agreement@{k}",
-                  f"signed_rank_agreement@{k}"]
-    return names + ["spearman"]
+    return [f"{m}@{k}" for k in ks for m in TOP_K_METRICS] + ["spearman"]
 
 
 def pair_metrics(a, b, ks=(10,)) -> dict[str, float]:
@@ -66,28 +68,20 @@ def pair_metrics(a, b, ks=(10,)) -> dict[str, float]:
     ValueError
         Shapes differ, d = 0, non-finite weights, or k < 1.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.ndim != 1 or a.shape != b.shape:
-        raise ValueError(f"attributions must be 1-D of the same length; got {a.shape} and {b.shape}")
-    if a.size == 0:
-        raise ValueError("attributions are empty (d = 0)")
+    a, b = check_same_shape(a, b, ndim=1, what="attributions")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("attributions contain NaN or infinite values")
     out: dict[str, float] = {}
     sa, sb = np.sign(a), np.sign(b)
     for k in ks:
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        check_at_least("k", k, 1)
         ta, tb = top_k(a, k), top_k(b, k)
         kk = len(ta)
         common = np.intersect1d(ta, tb)
         same_rank = ta == tb
-        out[f"jaccard@{k}"] = len(common) / len(np.union1d(ta, tb))
-        out[f"feature_agreement@{k}"] = len(common) / kk
-        out[f"rank_agreement@{k}"] = float(same_rank.sum()) / kk
-        out[f"sign_agreement@{k}"] = float(np.sum(sa[common] == sb[common])) / kk
-        out[f"signed_rank_agreement@{k}"] = float(np.sum(same_rank & (sa[ta] == sb[tb]))) / kk
+        values = (len(common) / len(np.union1d(ta, tb)), len(common) / kk, float(same_rank.sum()) / kk,
+                  float(np.sum(sa[common] == sb[common])) / kk, float(np.sum(same_rank & (sa[ta] == sb[tb]))) / kk)
+        out.update({f"{m}@{k}": v for m, v in zip(TOP_K_METRICS, values)})
     if a.size < 2 or np.ptp(np.abs(a)) == 0 or np.ptp(np.abs(b)) == 0:
         out["spearman"] = float("nan")
     else:

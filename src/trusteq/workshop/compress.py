@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
-from .models import export_onnx
+from ..models import export_onnx
 
 __all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers"]
 
@@ -129,7 +129,7 @@ def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSetti
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .data import as_dataset
+    from ..data import as_dataset
 
     _quiet()
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)

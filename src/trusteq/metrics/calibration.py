@@ -21,12 +21,16 @@ Sec. 3.2, uses equal-width ECE with 10 bins).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 from scipy.stats import binomtest
 
+from ..validation import check_at_least, check_option, check_probabilities
+
 __all__ = [
     "STRATEGIES",
-    "check_probabilities",
+    "check_probabilities",  # re-exported from trusteq.validation
     "bin_indices",
     "expected_calibration_error",
     "maximum_calibration_error",
@@ -37,53 +41,11 @@ __all__ = [
     "UNCHECKED",
 ]
 
-STRATEGIES = ("equal_width", "equal_mass")
+Strategy = Literal["equal_width", "equal_mass"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
-def check_probabilities(y_true, y_prob, atol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert ``(y_true, y_prob)``.
-
-    Returns
-    -------
-    y_true : ndarray of int64, shape (n,)
-    y_prob : ndarray of float64, shape (n, K)
-
-    Raises
-    ------
-    ValueError
-        Empty input, wrong dimensions, mismatched lengths, K < 2, labels
-        outside [0, K), non-finite or negative probabilities, or rows that do
-        not sum to 1 within ``atol``.
-    """
-    y_prob = np.asarray(y_prob, dtype=np.float64)
-    y_true = np.asarray(y_true)
-    if y_prob.ndim != 2:
-        raise ValueError(f"y_prob must be 2-D (n, K), got shape {y_prob.shape}")
-    if y_true.ndim != 1:
-        raise ValueError(f"y_true must be 1-D (n,), got shape {y_true.shape}")
-    n, k = y_prob.shape
-    if n == 0:
-        raise ValueError("y_prob is empty (n = 0)")
-    if k < 2:
-        raise ValueError(f"y_prob needs at least 2 classes, got K={k}")
-    if len(y_true) != n:
-        raise ValueError(f"y_true has {len(y_true)} entries but y_prob has {n} rows")
-    if not np.issubdtype(y_true.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y_true, 1), 0)):
-            raise ValueError("y_true must hold integer class indices")
-    y_true = y_true.astype(np.int64)
-    if y_true.min() < 0 or y_true.max() >= k:
-        raise ValueError(f"y_true must be in [0, {k}), got values in [{y_true.min()}, {y_true.max()}]")
-    if not np.isfinite(y_prob).all():
-        raise ValueError("y_prob contains NaN or infinite values")
-    if (y_prob < 0).any():
-        raise ValueError("y_prob contains negative values")
-    if np.abs(y_prob.sum(axis=1) - 1).max() > atol:
-        raise ValueError(f"rows of y_prob must sum to 1 (within {atol})")
-    return y_true, y_prob
-
-
-def bin_indices(confidence: np.ndarray, n_bins: int = 10, strategy: str = "equal_width") -> np.ndarray:
+def bin_indices(confidence: np.ndarray, *, n_bins: int = 10, strategy: Strategy = "equal_width") -> np.ndarray:
     """Bin of each confidence, shape (n,), values in [0, n_bins).
 
     Parameters
@@ -97,33 +59,37 @@ def bin_indices(confidence: np.ndarray, n_bins: int = 10, strategy: str = "equal
     ValueError
         Unknown strategy or ``n_bins < 1``.
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    check_at_least("n_bins", n_bins, 1)
+    check_option("binning strategy", strategy, STRATEGIES)
     confidence = np.asarray(confidence, dtype=np.float64)
     if strategy == "equal_width":
         inner = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
         return np.searchsorted(inner, confidence, side="left").astype(np.int64)
-    if strategy == "equal_mass":
-        order = np.argsort(confidence, kind="stable")
-        bins = np.empty(len(confidence), dtype=np.int64)
-        for b, members in enumerate(np.array_split(order, n_bins)):
-            bins[members] = b
-        return bins
-    raise ValueError(f"unknown binning strategy {strategy!r}; expected one of {STRATEGIES}")
+    order = np.argsort(confidence, kind="stable")
+    bins = np.empty(len(confidence), dtype=np.int64)
+    for b, members in enumerate(np.array_split(order, n_bins)):
+        bins[members] = b
+    return bins
+
+
+def _binned(forecast, hit, n_bins, strategy):
+    """Per bin of ``forecast``: count, mean forecast and observed frequency of ``hit`` (NaN when empty), and bins."""
+    bins = bin_indices(forecast, n_bins=n_bins, strategy=strategy)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_forecast = np.bincount(bins, weights=forecast, minlength=n_bins) / count
+        freq = np.bincount(bins, weights=hit, minlength=n_bins) / count
+    return count, mean_forecast, freq, bins
 
 
 def _bin_stats(y_true, y_prob, n_bins, strategy):
     conf = y_prob.max(axis=1)
     correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
-    bins = bin_indices(conf, n_bins, strategy)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(bins, weights=conf, minlength=n_bins) / count
-        acc = np.bincount(bins, weights=correct, minlength=n_bins) / count
+    count, mean_conf, acc, bins = _binned(conf, correct, n_bins, strategy)
     return count, mean_conf, acc, bins, conf, correct
 
 
-def expected_calibration_error(y_true, y_prob, n_bins: int = 10, strategy: str = "equal_width") -> float:
+def expected_calibration_error(y_true, y_prob, *, n_bins: int = 10, strategy: Strategy = "equal_width") -> float:
     """Top-label expected calibration error, in [0, 1].
 
     ECE = sum_b (n_b / n) |acc_b - conf_b| (Guo et al. 2017, eq. 3).
@@ -149,7 +115,7 @@ def _ece(y_true, y_prob, n_bins=10, strategy="equal_width"):
     return float(np.sum(count[nz] / count.sum() * np.abs(acc[nz] - conf[nz])))
 
 
-def maximum_calibration_error(y_true, y_prob, n_bins: int = 10, strategy: str = "equal_width") -> float:
+def maximum_calibration_error(y_true, y_prob, *, n_bins: int = 10, strategy: Strategy = "equal_width") -> float:
     """Top-label maximum calibration error over non-empty bins, in [0, 1].
 
     MCE = max_b |acc_b - conf_b| (Guo et al. 2017, eq. 5). Same parameters and
@@ -192,7 +158,7 @@ def _nll(y_true, y_prob, eps=1e-12):
     return float(-np.mean(np.log(p)))
 
 
-def classwise_ece(y_true, y_prob, n_bins: int = 10, strategy: str = "equal_width") -> float:
+def classwise_ece(y_true, y_prob, *, n_bins: int = 10, strategy: Strategy = "equal_width") -> float:
     """Class-wise ECE, in [0, 1]: the mean over classes k of the ECE of
     ``y_prob[:, k]`` as a forecast of ``y_true == k`` (Kull et al. 2019,
     "Beyond temperature scaling", eq. for classwise-ECE).
@@ -201,21 +167,15 @@ def classwise_ece(y_true, y_prob, n_bins: int = 10, strategy: str = "equal_width
 
 
 def _classwise_ece(y_true, y_prob, n_bins=10, strategy="equal_width"):
-    n, k = y_prob.shape
     total = 0.0
-    for c in range(k):
-        p = y_prob[:, c]
-        hit = (y_true == c).astype(np.float64)
-        bins = bin_indices(p, n_bins, strategy)
-        count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    for c in range(y_prob.shape[1]):
+        count, mean_p, freq, _ = _binned(y_prob[:, c], (y_true == c).astype(np.float64), n_bins, strategy)
         nz = count > 0
-        mean_p = np.bincount(bins, weights=p, minlength=n_bins)[nz] / count[nz]
-        freq = np.bincount(bins, weights=hit, minlength=n_bins)[nz] / count[nz]
-        total += np.sum(count[nz] / n * np.abs(freq - mean_p))
-    return float(total / k)
+        total += np.sum(count[nz] / len(y_true) * np.abs(freq[nz] - mean_p[nz]))
+    return float(total / y_prob.shape[1])
 
 
-def reliability_diagram(y_true, y_prob, n_bins: int = 10, strategy: str = "equal_width",
+def reliability_diagram(y_true, y_prob, *, n_bins: int = 10, strategy: Strategy = "equal_width",
                         level: float = 0.95) -> list[dict]:
     """Per-bin data of a reliability diagram.
 

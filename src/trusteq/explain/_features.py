@@ -1,0 +1,127 @@
+"""Word features of a sentence pair, the pair with words removed, and an explanation record.
+
+Like lime's ``IndexedString``, this module owns the text domain: every model
+is explained over the same word features, whatever its tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["WORD", "Feature", "Explanation", "segment", "render", "example_seed"]
+
+#: A word: letters/digits/underscore, with inner apostrophes ("don't").
+WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One word of a sentence pair.
+
+    Attributes
+    ----------
+    word : str
+    sentence : {"a", "b"}
+    position : int
+        0-based index of the word within its sentence.
+    start, end : int
+        Character span in that sentence.
+    """
+
+    word: str
+    sentence: str
+    position: int
+    start: int
+    end: int
+
+
+@dataclass
+class Explanation:
+    """Attributions of one model on one example.
+
+    Attributes
+    ----------
+    example_id : str
+    model : str
+    explainer : str
+    seed : int
+    explained_class : int
+        Index into the task's label names.
+    features : list of Feature, length d
+    weights : ndarray, shape (d,)
+        Attribution of each feature to the explained class's probability
+        (LIME: ridge coefficient; SHAP: Shapley/Owen value, in probability
+        units).
+    n_evals : int
+        Model evaluations spent (after de-duplication for LIME).
+    """
+
+    example_id: str
+    model: str
+    explainer: str
+    seed: int
+    explained_class: int
+    features: list[Feature]
+    weights: np.ndarray
+    n_evals: int
+
+    def to_record(self, label_names: Sequence[str]) -> dict:
+        """The ``explanations.jsonl`` form of this explanation."""
+        return {
+            "example_id": self.example_id,
+            "model": self.model,
+            "explainer": self.explainer,
+            "seed": self.seed,
+            "explained_class": label_names[self.explained_class],
+            "n_evals": self.n_evals,
+            "features": [{"word": f.word, "sentence": f.sentence, "position": f.position, "weight": float(w)}
+                         for f, w in zip(self.features, self.weights)],
+        }
+
+
+def segment(text_a: str, text_b: str) -> list[Feature]:
+    """Word features of a pair: those of ``text_a`` then those of ``text_b``.
+
+    Words are maximal runs matching :data:`WORD`; punctuation and spaces are
+    not features and are never removed.
+    """
+    feats = []
+    for sentence, text in (("a", text_a), ("b", text_b)):
+        for pos, m in enumerate(WORD.finditer(text)):
+            feats.append(Feature(m.group(), sentence, pos, m.start(), m.end()))
+    return feats
+
+
+def render(text_a: str, text_b: str, features: Sequence[Feature], keep: np.ndarray) -> tuple[str, str]:
+    """The pair with the features where ``keep`` is False removed.
+
+    Parameters
+    ----------
+    keep : ndarray of bool, shape (d,)
+
+    Returns
+    -------
+    (text_a', text_b'): each sentence with its removed words cut out and runs
+    of spaces collapsed; never merged.
+    """
+    out = []
+    for sentence, text in (("a", text_a), ("b", text_b)):
+        pieces, last = [], 0
+        for f, k in zip(features, keep):
+            if f.sentence != sentence or k:
+                continue
+            pieces.append(text[last:f.start])
+            last = f.end
+        pieces.append(text[last:])
+        out.append(" ".join("".join(pieces).split()))
+    return out[0], out[1]
+
+
+def example_seed(seed: int, example_id: str) -> int:
+    """Seed of one example's perturbations: independent of order and batching."""
+    return (int(seed) * 1_000_003 + zlib.crc32(example_id.encode("utf-8"))) % (2**32)
