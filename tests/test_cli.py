@@ -111,7 +111,7 @@ def test_explain_reference_prediction(nli_models, shared_data):
                         n_boot=50, progress=False)
     preds = r.probs["ref"].argmax(axis=1)
     index = {ex_id: i for i, ex_id in enumerate(r.dataset.ids)}
-    for e in r.explanations["lime"]["ref"]:
+    for e in r.explanations["lime"].run("ref", seed=0).explanations:
         assert e.explained_class == preds[index[e.example_id]]
 
 
@@ -214,8 +214,13 @@ def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
     assert s["explain_seeds"]["reference"] == [0, 1, 2] and s["explain_seeds"]["candidates"] == [1, 2, 3]
     lime = r.explanations["lime"]
     # repeat r: reference at seed r against the candidate and the reference at seed r + 1
-    ref = [lime["ref"], lime["ref@seed1"], lime["ref@seed2"], lime["ref@seed3"]]
-    cand = [lime["small"], lime["small@seed2"], lime["small@seed3"]]
+    ref = [lime.run("ref", seed=s).explanations for s in range(4)]
+    cand = [lime.run("small", seed=s).explanations for s in range(1, 4)]
+    assert [(r.model, r.role, r.seed) for r in lime.runs] == [
+        ("ref", "reference", 0), ("ref", "reference", 1), ("small", "candidate", 1), ("ref", "reference", 2),
+        ("small", "candidate", 2), ("ref", "reference", 3), ("small", "candidate", 3)]
+    assert lime.noise_floor.seeds == [(0, 1), (1, 2), (2, 3)] and lime.alignment("small").seeds == [(0, 1), (1, 2),
+                                                                                                   (2, 3)]
     assert [e.seed for e in ref[3]] == [3] * 4 and [e.seed for e in cand[2]] == [3] * 4
     from trusteq.metrics.alignment import pair_metrics
 
@@ -230,7 +235,7 @@ def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
         np.mean([pair_metrics(x.weights, y.weights)["jaccard@10"] for x, y in zip(ref[1], ref[2])]))
     # SHAP Partition is deterministic: one run per model, no seed spread
     assert "repeat_means" not in r["comparisons"]["small"]["alignment"]["shap"]["jaccard@10"]
-    assert set(r.explanations["shap"]) == {"ref", "ref@seed1", "small"}
+    assert [(r.model, r.seed) for r in r.explanations["shap"].runs] == [("ref", 0), ("ref", 1), ("small", 1)]
     from trusteq.report import write_report
 
     md = (write_report(r, tmp_path / "rep").parent / "report.md").read_text()
@@ -239,28 +244,30 @@ def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
 
 
 def test_shap_blocks_resume_from_a_partly_filled_cache(nli_models, shared_data, monkeypatch):
-    from trusteq import comparison
+    from trusteq import cache
+    from trusteq.explain import _cached
 
     kwargs = dict(task="nli", limit=30, explainers=["shap"], shap_evals=40, explain_limit=5, n_boot=50,
                   progress=False)
     args = (str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv")
     first = trusteq.compare(*args, **kwargs)
     # forget two of the candidate's explanations, as if a run had been killed mid-way
-    lost = first.explanations["shap"]["small"][1:3]
+    lost = first.explanations["shap"].run("small", seed=1).explanations[1:3]
     removed = 0
-    for path in (comparison.cache.cache_dir() / "explanations").rglob("*.npz"):
+    for path in (cache.cache_dir() / "explanations").rglob("*.npz"):
         weights = np.load(path)["weights"]
         if any(np.array_equal(weights, e.weights) for e in lost):
             path.unlink()
             removed += 1
     assert removed == 2
     calls = []
-    real = comparison.explain_examples
-    monkeypatch.setattr(comparison, "explain_examples",
-                        lambda models, examples, *a: calls.append((sorted(models), [e.id for e in examples]))
-                        or real(models, examples, *a))
+    real = _cached.explain_examples
+    monkeypatch.setattr(_cached, "explain_examples",
+                        lambda models, examples, *a, **kw: calls.append((sorted(models), [e.id for e in examples]))
+                        or real(models, examples, *a, **kw))
     second = trusteq.compare(*args, **kwargs)
     assert calls == [(["small"], [e.example_id for e in lost])]  # one block call, only what was lost
-    for name in ("ref", "small"):
-        for x, y in zip(first.explanations["shap"][name], second.explanations["shap"][name]):
+    for run in first.explanations["shap"].runs:
+        again = second.explanations["shap"].run(run.model, run.seed).explanations
+        for x, y in zip(run.explanations, again):
             assert x.example_id == y.example_id and np.array_equal(x.weights, y.weights)

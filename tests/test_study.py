@@ -1,6 +1,7 @@
 """A study file builds its models once, compares them, and continues where it stopped."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,152 @@ def test_study_errors(tmp_path):
                  "candidates: [n]}\n")
     with pytest.raises(TrustEqError, match="'n' is compared but not defined"):
         load_study(f)
+
+
+# ---- unknown keys are named (with the allowed ones) before missing keys are reported ----
+
+_EXP = "task: pi, train: a, test: a, reference: m, candidates: []"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sed: 1\nexperiments: {x: {" + _EXP + ", models: {m: {path: a}}}}",
+     ": unknown key 'sed'; allowed: seed, out, work, experiments"),
+    ("experiments: {x: {task: pi, train: a, tset: a, models: {m: {path: a}}, reference: m, candidates: []}}",
+     ": experiments.x: unknown key 'tset'; allowed: task, train, dev, test, models, reference, candidates, "
+     "compare"),
+    ("experiments: {x: {tsk: pi, tset: a}}", ": experiments.x: unknown keys 'tsk', 'tset'; allowed: task,"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {explain_limt: 3}}}",
+     ": experiments.x.compare: unknown key 'explain_limt'; allowed: columns, limit,"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {names: [a]}}}",
+     ": experiments.x.compare: unknown key 'names'"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {finetune: {base: b, epoch: 2}}}}}",
+     ": experiments.x.models.m.finetune: unknown key 'epoch'; allowed: base, epochs, learning_rate,"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {distill: {teacher: t, student: s, temprature: 2}}}}}",
+     ": experiments.x.models.m.distill: unknown key 'temprature'; allowed: teacher, student, temperature, "
+     "alpha, epochs,"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {compress: {model: a, method: int8, sparsity: 1}}}}}",
+     ": experiments.x.models.m.compress: unknown key 'sparsity'; allowed: model, method, epochs,"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {path: {folder: a}}}}}",
+     ": experiments.x.models.m.path: expected a folder (a string)"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {finetune: {epochs: 2}}}}}",
+     ": experiments.x.models.m.finetune: missing key 'base'"),
+], ids=["top", "experiment", "two-keys", "compare", "compare-names", "finetune", "distill", "compress", "path",
+        "missing-base"])
+def test_unknown_keys_are_named_before_missing_ones(tmp_path, text, message):
+    f = tmp_path / "typo.yaml"
+    f.write_text(text + "\n")
+    with pytest.raises(TrustEqError) as err:
+        load_study(f)
+    assert str(err.value).startswith(str(f) + message) and "\n" not in str(err.value)
+
+
+def test_compare_keys_follow_the_signature_of_compare(tmp_path):
+    import inspect
+
+    from trusteq.comparison import compare
+    from trusteq.study import _compare_options
+
+    keyword_only = [p.name for p in inspect.signature(compare).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    assert list(_compare_options()) == [k for k in keyword_only if k not in ("names", "progress", "seed")]
+    f = tmp_path / "s.yaml"
+    options = "{" + ", ".join(f"{k}: null" for k in _compare_options()) + "}"
+    f.write_text("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: " + options + "}}\n")
+    assert set(load_study(f)["experiments"]["x"]["compare"]) == set(_compare_options())
+
+
+def test_cli_study_with_a_typo_exits_2_naming_the_key(tmp_path, capsys):
+    import time
+
+    f = tmp_path / "typo.yaml"
+    f.write_text("experiments:\n  mrpc:\n    task: pi\n    train: train.tsv\n    tset: test.tsv\n"
+                 "    models: {m: {finetune: {base: minilm-l3}}}\n    reference: m\n    candidates: []\n")
+    started = time.time()
+    assert main(["study", str(f), "--no-progress"]) == 2
+    assert time.time() - started < 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("trusteq: error: ") and "'tset'" in err[0]
+    assert "experiments.mrpc: unknown key 'tset'" in err[0] and "missing key" not in err[0]
+
+
+# ---- a report names its data and models relative to the study file ----
+
+
+def _strings(value, where=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{where}[{i}]")
+    elif isinstance(value, str):
+        yield where, value
+
+
+def test_study_report_paths_are_relative_to_the_study_file(tmp_path, shared_data, monkeypatch):
+    from types import SimpleNamespace
+
+    import trusteq.comparison
+    import trusteq.report
+    import trusteq.study as study_module
+    from trusteq.study import run_study
+
+    enc = make_bert(tmp_path / "models" / "enc", ("LABEL_0", "LABEL_1"), seed=5)
+    (tmp_path / "data").mkdir()
+    lines = (shared_data / "mrpc_glue/train.tsv").read_text().splitlines()[:25]
+    (tmp_path / "data" / "train.tsv").write_text("\n".join(lines) + "\n")
+    f = tmp_path / "studies" / "s.yaml"
+    f.parent.mkdir()
+    f.write_text(f"""
+out: reports
+work: ../built
+experiments:
+  tiny:
+    task: pi
+    train: ../data/train.tsv
+    dev: ../data/train.tsv
+    test: {tmp_path / "data" / "train.tsv"}
+    models:
+      ref: {{finetune: {{base: {enc}, epochs: 1, batch_size: 8}}}}
+      given: {{path: ../models/enc}}
+      student: {{distill: {{teacher: ref, student: {enc}, epochs: 1, batch_size: 8}}}}
+      pruned: {{compress: {{model: ref, method: "prune:0.5"}}}}
+    reference: ref
+    candidates: [given, student, pruned]
+""")
+    written = []
+
+    def fake_compare(reference, candidates, data, task, *, names, **options):
+        folders = [reference, *candidates]
+        assert all(Path(p).is_absolute() for p in [data, *folders])  # loading uses absolute paths
+        return SimpleNamespace(summary={"data": {"source": data},
+                                        "models": {n: {"source": p} for n, p in zip(names, folders)}})
+
+    def fake_write_report(result, out):
+        written.append(json.loads(json.dumps(result.summary)))
+        return Path(out) / "report.html"
+
+    monkeypatch.setattr(study_module, "_throughput", lambda source, pairs, max_length: 100.0)
+    monkeypatch.setattr(trusteq.comparison, "compare", fake_compare)
+    monkeypatch.setattr(trusteq.report, "write_report", fake_write_report)
+    run_study(f, progress=False)
+    (summary,) = written
+    assert summary["data"]["source"] == "../data/train.tsv"
+    assert summary["models"]["ref"]["source"] == "../built/tiny/ref"
+    assert summary["models"]["given"]["source"] == "../models/enc"
+    models = summary["study"]["models"]
+    assert models["ref"]["base"] == "../models/enc" and models["ref"]["dev"]["source"] == "../data/train.tsv"
+    assert models["given"] == {"path": "../models/enc"}
+    assert models["student"]["teacher"] == "../built/tiny/ref"
+    assert models["pruned"]["source_model"] == "../built/tiny/ref"
+    for where, text in _strings(summary):
+        assert not text.startswith("/") and not text.startswith(str(f.parent)), (where, text)
+
+
+def test_study_with_an_unwritable_out_fails_before_building(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    study = tmp_path / "s.yaml"
+    study.write_text("out: file/reports\nexperiments:\n  e:\n    task: pi\n    train: t.tsv\n    test: t.tsv\n"
+                     "    models: {a: {path: a}}\n    reference: a\n    candidates: [a]\n")
+    assert main(["study", str(study), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "output folder" in err[0] and "cannot write" in err[0]

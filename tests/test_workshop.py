@@ -1,6 +1,7 @@
 """Offline encoders, fine-tuning (with resume), compression and distillation on tiny models."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,10 +67,51 @@ def test_interrupted_finetune_resumes_to_the_same_weights(base, mrpc_small, tmp_
         finetune(str(base), mrpc_small, "pi", tmp_path / "resumed", settings=settings, progress=False)
     assert (tmp_path / "resumed" / CHECKPOINT).exists()
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real)
+    real_load, loads = torch.load, []
+
+    def recording_load(path, *a, **k):
+        loads.append((Path(path).name, k.get("weights_only")))
+        return real_load(path, *a, **k)
+
+    monkeypatch.setattr(torch, "load", recording_load)
     finetune(str(base), mrpc_small, "pi", tmp_path / "resumed", settings=settings, progress=False)
+    assert loads == [(CHECKPOINT, True)]  # resumed from the checkpoint, read as weights only
     a = load_file(tmp_path / "clean" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "model.safetensors")
     assert all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: what a malicious checkpoint would run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_checkpoint_that_is_not_weights_only_is_refused_not_run(base, mrpc_small, shared_data, tmp_path, capsys):
+    import torch
+
+    from trusteq.errors import TrustEqError
+
+    out, marker = tmp_path / "out", tmp_path / "pwned"
+    out.mkdir()
+    torch.save({"key": "x", "step": _Payload(marker)}, out / CHECKPOINT)
+    settings = TrainSettings(epochs=1, batch_size=8)
+    with pytest.raises(TrustEqError, match="delete it to start the training again") as err:
+        finetune(str(base), mrpc_small, "pi", out, settings=settings, progress=False)
+    assert str(err.value).startswith(str(out / CHECKPOINT)) and "\n" not in str(err.value)
+    assert not marker.exists()
+    # the same through the CLI: one error line, exit code 2
+    assert main(["finetune", "--base", str(base), "--data", str(shared_data / "mrpc_glue/train.tsv"),
+                 "--task", "pi", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and CHECKPOINT in err[0] and "delete it" in err[0]
+    assert not marker.exists()
+    torch.load(out / CHECKPOINT, weights_only=False)  # the payload is real: unsafe loading would run it
+    assert marker.exists()
 
 
 def test_int8_and_prune_and_drop_layers(tuned, mrpc_small, tmp_path):

@@ -179,6 +179,9 @@ def _run_workshop(args) -> int:
 
         print(pull(args.name))
         return 0
+    from .validation import check_output_dir
+
+    check_output_dir(args.out, create=False)  # before any work
     if args.command == "finetune":
         from .workshop.finetune import finetune
 
@@ -227,7 +230,9 @@ def _columns(args):
 def _run_compare(args) -> int:
     from .comparison import compare
     from .report import write_report
+    from .validation import check_output_dir
 
+    check_output_dir(args.out, create=False)  # before any work: a bad --out costs seconds, not a run
     result = compare(
         args.reference, args.candidate, args.data, args.task,
         columns=_columns(args), limit=args.limit, skip_invalid=args.skip_invalid, explainers=args.explainers, lime_samples=args.lime_samples,

@@ -30,6 +30,7 @@ where it stopped.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TrustEqError
+from .validation import check_output_dir
 
 __all__ = ["run_study", "load_study", "Estimate"]
 
@@ -46,11 +48,16 @@ _STEPS = ("finetune", "distill", "compress", "path")
 def load_study(path) -> dict:
     """Parse and check a study file.
 
+    Unknown keys are reported before missing ones, with the keys allowed at
+    that place, at every level: the top level, each experiment, its
+    ``compare:`` mapping and each model step's arguments.
+
     Raises
     ------
     TrustEqError
-        Unreadable YAML, or a missing or unknown key (the message names the
-        file and the key).
+        Unreadable YAML, an unknown or missing key, a value of the wrong
+        kind, or a compared model that is not defined (the message names the
+        file and the place).
     """
     import yaml
 
@@ -59,26 +66,90 @@ def load_study(path) -> dict:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise TrustEqError(f"{path}: cannot read study file ({exc})") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:
+    if not isinstance(spec, dict):
+        raise TrustEqError(f"{path}: a study file must be a mapping with an 'experiments' mapping")
+    _check_keys(spec, _TOP, (), str(path))
+    if not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:
         raise TrustEqError(f"{path}: a study needs a non-empty 'experiments' mapping")
     for name, exp in spec["experiments"].items():
-        where = f"{path}: experiments.{name}"
-        for key in ("task", "train", "test", "models", "reference", "candidates"):
-            if key not in exp:
-                raise TrustEqError(f"{where}: missing key '{key}'")
-        for model, step in exp["models"].items():
-            if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in _STEPS:
-                raise TrustEqError(f"{where}.models.{model}: expected one of {', '.join(_STEPS)}")
-        for model in [exp["reference"], *exp["candidates"]]:
-            if model not in exp["models"]:
-                raise TrustEqError(f"{where}: model '{model}' is compared but not defined under models")
+        _check_experiment(exp, f"{path}: experiments.{name}")
     return spec
+
+
+_TOP = ("seed", "out", "work", "experiments")
+_EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare")
+_REQUIRED = ("task", "train", "test", "models", "reference", "candidates")
+_STEP_ARGS = {"finetune": ("base",), "distill": ("teacher", "student", "temperature", "alpha"),
+              "compress": ("model", "method")}
+_STEP_REQUIRED = {"finetune": ("base",), "distill": ("teacher", "student"), "compress": ("model", "method")}
+
+
+def _check_keys(mapping, allowed, required, where: str) -> None:
+    """Raise TrustEqError naming every key of ``mapping`` not in ``allowed``, then the first missing one."""
+    if not isinstance(mapping, dict):
+        raise TrustEqError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
+    unknown = [str(k) for k in mapping if k not in allowed]
+    if unknown:
+        keys = ", ".join(f"'{k}'" for k in unknown)
+        raise TrustEqError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {keys}; "
+                           f"allowed: {', '.join(allowed)}")
+    for key in required:
+        if key not in mapping:
+            raise TrustEqError(f"{where}: missing key '{key}'")
+
+
+def _check_experiment(exp, where: str) -> None:
+    _check_keys(exp, _EXPERIMENT, _REQUIRED, where)
+    _check_keys(exp.get("compare", {}), _compare_options(), (), f"{where}.compare")
+    if not isinstance(exp["models"], dict) or not exp["models"]:
+        raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
+    for model, step in exp["models"].items():
+        _check_step(step, f"{where}.models.{model}")
+    if not isinstance(exp["candidates"], list):
+        raise TrustEqError(f"{where}.candidates: expected a list of model names")
+    for model in [exp["reference"], *exp["candidates"]]:
+        if model not in exp["models"]:
+            raise TrustEqError(f"{where}: model '{model}' is compared but not defined under models")
+
+
+def _check_step(step, where: str) -> None:
+    if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in _STEPS:
+        raise TrustEqError(f"{where}: expected one of {', '.join(_STEPS)}")
+    kind, args = next(iter(step.items()))
+    if kind == "path":
+        if not isinstance(args, str):
+            raise TrustEqError(f"{where}.path: expected a folder (a string), got {args!r}")
+        return
+    from .workshop.finetune import TrainSettings
+
+    allowed = _STEP_ARGS[kind] + tuple(f.name for f in fields(TrainSettings))
+    _check_keys(args, allowed, _STEP_REQUIRED[kind], f"{where}.{kind}")
+
+
+def _compare_options() -> tuple[str, ...]:
+    """Keyword arguments of :func:`trusteq.comparison.compare` a study may set under ``compare:``
+    (all keyword-only ones but those the study sets itself: names, progress, and seed from the top level)."""
+    import inspect
+
+    from .comparison import compare
+
+    return tuple(p.name for p in inspect.signature(compare).parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.name not in ("names", "progress", "seed"))
 
 
 def run_study(path, progress: bool = True) -> list[Path]:
     """Build every model and run every comparison of the study file at ``path``.
 
-    Returns the folders of the written reports.
+    Returns the folders of the written reports. The reports record the data and model paths relative
+    to the study file's folder.
+
+    Raises
+    ------
+    TrustEqError
+        A bad study file (see :func:`load_study`), and the errors of the steps: bad data
+        (:class:`~trusteq.errors.DataError`), a model that cannot be loaded
+        (:class:`~trusteq.errors.ModelError`), a checkpoint that cannot be loaded safely, an output
+        folder that cannot be written.
     """
     from .comparison import compare
     from .report import write_report
@@ -89,6 +160,8 @@ def run_study(path, progress: bool = True) -> list[Path]:
     seed = int(spec.get("seed", 0))
     out_root = (base / spec.get("out", path.stem)).resolve()
     work = (base / spec.get("work", f".trusteq-work/{path.stem}")).resolve()
+    for folder in (out_root, work):
+        check_output_dir(folder, create=False)  # before any work: a bad folder costs seconds, not a study
     started = time.time()
     plan = [(name, model) for name, exp in spec["experiments"].items()
             for model in [*_order(exp["models"], f"{path}: experiments.{name}"), None]]
@@ -114,6 +187,7 @@ def run_study(path, progress: bool = True) -> list[Path]:
                          names=[exp["reference"], *exp["candidates"]], progress=progress, **options)
         result.summary["study"] = {"file": path.name, "experiment": name,
                                    "models": {m: _provenance(built[m]) for m in built}}
+        _relative_paths(result.summary, base)
         written.append(write_report(result, out_root / name).parent)
     print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
     return written
@@ -122,6 +196,35 @@ def run_study(path, progress: bool = True) -> list[Path]:
 def _path(base: Path, value) -> str:
     p = Path(str(value))
     return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _relative_paths(summary: dict, base: Path) -> None:
+    """Rewrite, in place, the absolute paths of this machine that a study report records (the data and
+    model sources, and every path in the models' provenance) as paths relative to ``base``, the study
+    file's folder, so that a committed report does not name the folders of the machine that ran it."""
+    data = summary.get("data", {})
+    if "source" in data:
+        data["source"] = _relative(data["source"], base)
+    for info in summary.get("models", {}).values():
+        if isinstance(info, dict) and "source" in info:
+            info["source"] = _relative(info["source"], base)
+    study = summary["study"]
+    study["models"] = _relative(study["models"], base)
+
+
+def _relative(value, base: Path):
+    """``value`` with every absolute path string in it (recursively through dicts and lists) made
+    relative to ``base``; other values unchanged."""
+    if isinstance(value, dict):
+        return {k: _relative(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative(v, base) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        try:
+            return os.path.relpath(value, base)
+        except ValueError:  # another drive (Windows): no relative path exists
+            return value
+    return value
 
 
 def _order(models: dict, where: str) -> list[str]:

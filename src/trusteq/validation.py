@@ -149,17 +149,26 @@ def check_option(name: str, value, allowed: Collection) -> None:
         raise ValueError(f"unknown {name} {shown}; expected one of {list(allowed)}")
 
 
-def check_output_dir(path) -> Path:
-    """Create ``path`` (with parents) if needed and make sure files can be written there.
+def check_output_dir(path, *, create: bool = True) -> Path:
+    """Make sure files can be written into folder ``path``.
 
     Called before any work, so a bad ``--out`` costs seconds, not a run.
+
+    Parameters
+    ----------
+    path : str or Path
+    create : bool, default=True
+        Leave the folder (and missing parents) in place; with False, folders
+        made for the check are removed again, so nothing is left behind.
 
     Raises
     ------
     TrustEqError
-        The folder cannot be created, is a file, or is not writable.
+        The folder cannot be created (a parent is a file, a read-only or
+        virtual file system) or a file cannot be written there.
     """
     path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".trusteq-write-test.")
@@ -167,4 +176,9 @@ def check_output_dir(path) -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise TrustEqError(f"output folder {path}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        if not create:
+            for folder in missing:  # deepest first
+                if folder.is_dir():
+                    folder.rmdir()
     return path

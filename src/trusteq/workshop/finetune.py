@@ -86,6 +86,9 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
     ------
     DataError
         Bad data. ModelError: base cannot be loaded.
+    TrustEqError
+        ``out`` holds a ``trusteq-checkpoint.pt`` that does not load with ``torch.load(weights_only=True)``
+        (the message says to delete it).
     """
     settings = settings or TrainSettings()
     train = as_dataset(data, task, columns)
@@ -110,6 +113,11 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
     the task's class order, aligned by label name). Same parameters as
     :func:`finetune`, plus ``temperature`` (T > 0) and ``alpha`` (weight of the
     soft-label loss, in [0, 1]).
+
+    Raises
+    ------
+    ValueError
+        ``temperature`` or ``alpha`` out of range. DataError, ModelError, TrustEqError: as :func:`finetune`.
     """
     from ..models import TaskModel, load_model
 
@@ -187,15 +195,7 @@ def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path,
     key = hashlib.sha256(json.dumps([identity, asdict(settings), train.sha256, train.ids], sort_keys=True)
                          .encode()).hexdigest()
     ckpt_path = out / CHECKPOINT
-    step = 0
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt.get("key") == key:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            step = ckpt["step"]
+    step = _resume(ckpt_path, key, model, opt, sched)
     enc = tok([a for a, _ in train.pairs], [b for _, b in train.pairs], truncation=True,
               max_length=settings.max_length)
     bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
@@ -223,13 +223,66 @@ def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path,
         bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch + 1)
         if step % settings.checkpoint_every == 0 or step % steps_per_epoch == 0:
             _save_checkpoint(ckpt_path, {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                         "scheduler": sched.state_dict(), "step": step,
+                                         "scheduler": _plain(sched.state_dict()), "step": step,
                                          "torch_rng": torch.get_rng_state()})
     bar.close()
     model.eval()
 
 
+def _resume(path: Path, key: str, model, opt, sched) -> int:
+    """Restore the training state from the checkpoint at ``path`` if it was written by a run with the same
+    ``key``; return the step to continue from (0 without a matching checkpoint).
+
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain values only, so a pickle
+    placed in the output folder is refused, never run.
+
+    Raises
+    ------
+    TrustEqError
+        The file cannot be read that way (not a trusteq checkpoint, or corrupted).
+    """
+    import pickle
+
+    import torch
+
+    from ..errors import TrustEqError
+
+    if not path.exists():
+        return 0
+    try:
+        ckpt = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError) as exc:
+        raise TrustEqError(f"{path}: not a trusteq checkpoint that can be loaded safely (weights only; "
+                           f"{type(exc).__name__}); delete it to start the training again") from None
+    if not isinstance(ckpt, dict) or ckpt.get("key") != key:
+        return 0
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return int(ckpt["step"])
+
+
+def _plain(value):
+    """``value`` (a scheduler's state) as what ``torch.load(weights_only=True)`` accepts: tensors, numbers,
+    strings, None, and dicts, lists and tuples of them; another object becomes its ``__dict__`` (as
+    ``LambdaLR`` saves callable objects), or None."""
+    import torch
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return _plain(vars(value)) if hasattr(value, "__dict__") else None
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically; everything in it must load with ``weights_only=True``."""
     import torch
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
