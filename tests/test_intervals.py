@@ -1,0 +1,109 @@
+"""Behaviour of the verdict's intervals: degenerate inputs, containment, independent cross-checks, errors."""
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from trusteq.metrics.intervals import (calibration_error, mean_interval, paired_accuracy_difference,
+                                       paired_calibration_difference, proportion_interval, squared_calibration_error)
+
+
+def _newcombe_reference(a, b, c, d, z):
+    """Newcombe (1998) method 10 written out from Altman et al. (2000), Statistics with Confidence, p. 52."""
+    n = a + b + c + d
+    def wilson(x):
+        p = x / n
+        centre, half = (2 * n * p + z * z), z * np.sqrt(z * z + 4 * n * p * (1 - p))
+        return (centre - half) / (2 * (n + z * z)), (centre + half) / (2 * (n + z * z))
+    p1, p2 = (a + b) / n, (a + c) / n
+    (l1, u1), (l2, u2) = wilson(a + b), wilson(a + c)
+    big_b = a * d - b * c
+    big_c = big_b - n / 2 if big_b > n / 2 else (big_b if big_b < 0 else 0)
+    den = (a + b) * (c + d) * (a + c) * (b + d)
+    phi = big_c / np.sqrt(den) if den else 0.0
+    dd = p1 - p2
+    low = dd - np.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
+    high = dd + np.sqrt((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
+    return -high, -low  # as candidate (second) minus reference (first)
+
+
+@pytest.mark.parametrize("cells", [(36, 12, 2, 0), (263, 15, 3, 20), (100, 0, 0, 200), (5, 3, 7, 1)])
+def test_paired_accuracy_difference_matches_newcombe_reference(cells):
+    a, b, c, d = cells
+    ref = np.repeat([True, True, False, False], cells)
+    cand = np.repeat([True, False, True, False], cells)
+    out = paired_accuracy_difference(ref, cand, level=0.95)
+    assert out["value"] == pytest.approx((c - b) / sum(cells))
+    assert out["interval"] == pytest.approx(list(_newcombe_reference(a, b, c, d, 1.959963984540054)), abs=1e-12)
+    assert (out["b"], out["c"]) == (b, c)
+    assert out["interval"][0] <= out["value"] <= out["interval"][1]
+
+
+def test_identical_predictions_give_a_narrow_interval_around_zero():
+    ok = np.random.default_rng(0).random(1000) < 0.8
+    lo, hi = paired_accuracy_difference(ok, ok, level=0.90)["interval"]
+    assert lo < 0 < hi and hi - lo < 0.01
+
+
+def test_proportion_interval_is_wilson_and_never_zero_width():
+    lo, hi = proportion_interval(0, 300, level=0.90)
+    assert lo == 0 and 0.005 < hi < 0.02
+    ci = binomtest(7, 300).proportion_ci(confidence_level=0.90, method="wilson")
+    assert proportion_interval(7, 300, level=0.90) == pytest.approx([ci.low, ci.high], abs=1e-12)
+    with pytest.raises(ValueError, match="count"):
+        proportion_interval(5, 3)
+
+
+def test_mean_interval_degenerate_and_missing_values():
+    same = mean_interval([0.2, 0.2, 0.2])
+    assert same["interval"] == [same["value"], same["value"]] and same["value"] == pytest.approx(0.2)
+    out = mean_interval([np.nan, 0.5])
+    assert out["value"] == 0.5 and out["interval"] == [None, None] and out["n"] == 1
+    assert mean_interval([np.nan])["value"] is None
+    out = mean_interval(np.random.default_rng(0).normal(0.1, 1, 200), seed=3)
+    assert out["interval"][0] < out["value"] < out["interval"][1] and out["n"] == 200
+    assert out == mean_interval(np.random.default_rng(0).normal(0.1, 1, 200), seed=3)  # seeded
+
+
+def _loop_squared_error(y, p, n_bins):
+    conf = p.max(axis=1)
+    resid = (p.argmax(axis=1) == y) - conf
+    order = np.argsort(conf, kind="stable")
+    total = 0.0
+    for members in np.array_split(order, n_bins):
+        e = resid[members]
+        if len(e) >= 2:
+            total += len(e) * (e.mean() ** 2 - e.var(ddof=1) / len(e))
+    return total / len(y)
+
+
+def test_squared_calibration_error_matches_a_loop_and_is_unbiased():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet([1, 1, 1], size=500)
+    y = rng.integers(0, 3, 500)
+    assert squared_calibration_error(y, p, n_bins=7) == pytest.approx(_loop_squared_error(y, p, 7), abs=1e-12)
+    # a perfectly calibrated binary model: the estimates average to 0 (the plug-in ECE would not)
+    estimates = []
+    for _ in range(400):
+        c = rng.uniform(0.5, 1, 200)
+        ok = rng.random(200) < c
+        probs = np.where(ok[:, None], np.stack([1 - c, c], 1), np.stack([c, 1 - c], 1))
+        estimates.append(squared_calibration_error(np.ones(200, int), probs))
+    assert abs(np.mean(estimates)) < 3 * np.std(estimates) / np.sqrt(400)
+    x = squared_calibration_error(y, p)
+    assert calibration_error(y, p) == pytest.approx(np.sign(x) * np.sqrt(abs(x)))
+
+
+def test_calibration_difference_identical_copy_and_temperature():
+    rng = np.random.default_rng(2)
+    n = 400
+    logits = rng.normal(0, 2.5, (n, 2))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.where(rng.random(n) < p[:, 1], 1, 0)  # calibrated by construction
+    same = paired_calibration_difference(y, p, p)
+    assert same["value"] == 0 and same["interval"] == [0.0, 0.0]
+    flat = np.exp(logits / 2) / np.exp(logits / 2).sum(1, keepdims=True)
+    hot = paired_calibration_difference(y, p, flat, seed=1)
+    assert hot["interval"][0] > 0.0025 and hot["interval"][0] <= hot["value"] <= hot["interval"][1]
+    with pytest.raises(ValueError, match="sum to 1"):
+        paired_calibration_difference(y, p, p * 2)
