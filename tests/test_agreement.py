@@ -50,13 +50,23 @@ def test_mcnemar_exact_by_hand():
     cand = ref.copy()
     cand[:8] = [0.1, 0.9]  # b = 8: reference right, candidate wrong
     ref_wrong = ref.copy()
+    ref_wrong[:5] = [0.1, 0.9]  # c = 5: reference wrong, candidate right
     r = mcnemar_test(y, ref, cand)
     b, c = 8, 0
     n = b + c
     p = min(1.0, 2 * sum(math.comb(n, i) for i in range(0, min(b, c) + 1)) / 2**n)
     assert (r["b"], r["c"]) == (8, 0)
     assert r["p_value"] == pytest.approx(p)
-    assert mcnemar_test(y, ref_wrong, ref)["p_value"] == 1.0
+    # the reverse direction: only the reference is wrong, on 5 examples
+    r = mcnemar_test(y, ref_wrong, ref)
+    assert (r["b"], r["c"]) == (0, 5)
+    assert r["p_value"] == pytest.approx(2 * math.comb(5, 0) / 2**5)
+    # both wrong on examples 0-4 (concordant, ignored); only the candidate on 5-7
+    r = mcnemar_test(y, ref_wrong, cand)
+    assert (r["b"], r["c"]) == (3, 0)
+    assert r["p_value"] == pytest.approx(2 * math.comb(3, 0) / 2**3)
+    # no discordant pair: p = 1
+    assert mcnemar_test(y, ref, ref)["p_value"] == 1.0
 
 
 def test_shape_errors():

@@ -1,7 +1,8 @@
-"""Command line: ``trusteq compare``, ``models pull``, ``finetune``, ``distill``, ``compress``.
+"""Command line: ``trusteq compare``, ``gate``, ``study``, ``models pull``, ``finetune``, ``distill``, ``compress``.
 
 Exit codes: 0 success, 2 bad input or settings (one ``trusteq: error:`` line
-on stderr, nothing written), 1 unexpected failure.
+on stderr, nothing written), 1 unexpected failure; ``gate`` exits 1 when a
+candidate is not equivalent (see :func:`trusteq.gate.gate`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--explain-class", choices=["gold", "reference"], default="gold",
                    help="class explained: the gold label (as in the paper) or the reference's prediction")
     g.add_argument("--top-k", type=_int_list, default=[10], metavar="K[,K...]", help="top-k sizes for alignment")
+    g = p.add_argument_group("verdict")
+    _verdict_options(g)
     g = p.add_argument_group("statistics and output")
     g.add_argument("--n-bins", type=int, default=10, help="calibration bins (equal-width and equal-mass)")
     g.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples per interval")
@@ -106,6 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _workshop_parsers(sub)
     return parser
+
+
+def _margin(text: str) -> tuple[str, float]:
+    from .metrics.verdict import MARGINS
+
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or name not in MARGINS or not number > 0:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(MARGINS)} and VALUE > 0, "
+                                         f"got {text!r}")
+    return name, number
+
+
+def _verdict_options(g) -> None:
+    from .metrics.verdict import MARGINS
+
+    g.add_argument("--alpha", type=float, default=0.05,
+                   help="level of every equivalence test; decisions read 1 - 2 alpha intervals")
+    g.add_argument("--margin", type=_margin, action="append", default=[], metavar="NAME=VALUE",
+                   help="equivalence margin, repeatable; defaults: " +
+                        ", ".join(f"{k}={v}" for k, v in MARGINS.items()))
 
 
 def _train_options(p, epochs: int) -> None:
@@ -145,6 +172,17 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-label loss")
     p.add_argument("--out", required=True)
     _train_options(p, epochs=3)
+
+    p = sub.add_parser("gate", help="release gate: exit 0 when every candidate of a report is equivalent",
+                       description="Read report.json, print one line per candidate and exit 0 when every candidate "
+                                   "is equivalent, 1 when any is not (or is inconclusive, unless "
+                                   "--allow-inconclusive), 2 when the report is missing or malformed. Margins "
+                                   "stricter than the report's are decided again from its stored intervals.")
+    p.add_argument("report", help="report.json written by trusteq compare")
+    p.add_argument("--margin", type=_margin, action="append", default=[], metavar="NAME=VALUE",
+                   help="a stricter margin than the report's, repeatable")
+    p.add_argument("--alpha", type=float, help="must equal the report's alpha (its intervals are at 1 - 2 alpha)")
+    p.add_argument("--allow-inconclusive", action="store_true", help="pass candidates whose verdict is inconclusive")
 
     p = sub.add_parser("study", help="build the models and run the comparisons of a study file (resumable)")
     p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
@@ -241,6 +279,7 @@ def _run_compare(args) -> int:
         top_k=args.top_k, n_bins=args.n_bins, seed=args.seed, n_boot=args.bootstrap,
         label_map=_label_map(args.label_map), names=args.name, max_length=args.max_length,
         batch_size=args.batch_size, offline=args.offline, progress=not args.no_progress,
+        alpha=args.alpha, margins=dict(args.margin),
     )
     page = write_report(result, args.out)
     print(Path(page).parent.resolve())
@@ -252,6 +291,11 @@ def main(argv=None) -> int:
     try:
         if args.command == "compare":
             return _run_compare(args)
+        if args.command == "gate":
+            from .gate import gate
+
+            return gate(args.report, margins=dict(args.margin), alpha=args.alpha,
+                        allow_inconclusive=args.allow_inconclusive)
         return _run_workshop(args)
     except (TrustEqError, ValueError) as exc:
         print(f"trusteq: error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Literal, Mapping, Sequence
@@ -23,10 +24,13 @@ import numpy as np
 
 from .data import ColumnMap, Dataset, load_dataset
 from .explain import EXPLAINERS, REGISTRY, Explanation, explain_cached
-from .metrics.agreement import _accuracy, flip_indicators, kl_divergence, mcnemar_test
+from .metrics.agreement import flip_indicators, kl_divergence, mcnemar_test
 from .metrics.alignment import metric_names, pair_metrics
 from .metrics.calibration import STRATEGIES, UNCHECKED, reliability_diagram
+from .metrics.intervals import CALIBRATION_ESTIMATOR, calibration_error, paired_accuracy_difference, \
+    proportion_interval
 from .metrics.stats import Bootstrap
+from .metrics.verdict import check_margins, decide_calibration, decide_explanations, decide_predictions, verdict
 from .models import TaskModel, load_model
 from .predict import Predictions, onnx_twin, predict
 from .validation import check_at_least, check_option, check_probabilities
@@ -34,6 +38,10 @@ from .validation import check_at_least, check_option, check_probabilities
 __all__ = ["compare", "CompareResult", "ExplanationRun", "Alignment", "ExplainerResult", "EXPLAIN_CLASSES"]
 
 EXPLAIN_CLASSES = ("gold", "reference")
+#: Level of the descriptive intervals in the report tables; the verdict uses 1 - 2 alpha.
+REPORT_LEVEL = 0.95
+#: The alignment measure the explanation verdict reads (see README, "The verdict").
+VERDICT_MEASURE = "cosine"
 
 
 @dataclass
@@ -82,7 +90,9 @@ class Alignment:
         """Each example's value of every metric, averaged over repeats, shape (n_explained,)."""
         if len(self.per_repeat) == 1:
             return self.per_repeat[0]
-        return {k: np.nanmean([t[k] for t in self.per_repeat], axis=0) for k in self.per_repeat[0]}
+        with warnings.catch_warnings():  # an example undefined in every repeat stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {k: np.nanmean([t[k] for t in self.per_repeat], axis=0) for k in self.per_repeat[0]}
 
     @property
     def label(self) -> str:
@@ -189,6 +199,8 @@ def compare(
     batch_size: int = 64,
     offline: bool = False,
     progress: bool = True,
+    alpha: float = 0.05,
+    margins: Mapping[str, float] | None = None,
 ) -> CompareResult:
     """Compare candidate models with a reference model on labelled pairs.
 
@@ -245,6 +257,12 @@ def compare(
         Never touch the network.
     progress : bool, default=True
         Show progress bars on stderr.
+    alpha : float, default=0.05
+        Level of every equivalence test of the verdict; decisions read
+        two-sided ``1 - 2 alpha`` intervals (90% by default).
+    margins : mapping name -> float, optional
+        Equivalence margins overriding :data:`trusteq.metrics.verdict.MARGINS`
+        (``accuracy``, ``flip_rate``, ``calibration``, ``brier``, ``explanation``).
 
     Returns
     -------
@@ -264,6 +282,7 @@ def compare(
     settings = _Settings(tuple(explainers), lime_samples, shap_evals, explain_limit, explain_repeats, explain_class,
                          tuple(top_k), n_bins, seed, n_boot, max_length, batch_size)
     _check_settings(settings)
+    margins = check_margins(margins, alpha)
     timings: dict[str, float] = {}
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid)
@@ -284,10 +303,17 @@ def compare(
     explained_ids, runtime, results = _explain(models, data, probs[models[0].name], settings, progress)
     noise_floor = _alignment_summaries(results, comparisons, settings)
     timings["explain"] = time.time() - t0
+
+    t0 = time.time()
+    for name, v in _verdicts(models, probs, data.y, results, margins, alpha, seed).items():
+        comparisons[name]["verdict"] = v
+    timings["verdict"] = time.time() - t0
     timings["total"] = time.time() - started
 
     summary = _summary(data, models, settings, boot, explained_ids, runtime, model_section, comparisons,
                        noise_floor, timings)
+    summary["settings"].update(alpha=alpha, verdict_level=1 - 2 * alpha, margins=margins,
+                               verdict_measure=VERDICT_MEASURE)
     return CompareResult(summary, data, probs, results, explained_ids)
 
 
@@ -347,39 +373,48 @@ def _calibration_and_agreement(models: list[TaskModel], preds: dict[str, Predict
     return model_section, comparisons
 
 
-def _binned(metric: str, n_bins: int, strategy: str):
-    return lambda yy, pp: UNCHECKED[metric](yy, pp, n_bins, strategy)
+def _proportion(hits: np.ndarray) -> dict:
+    """Share of True in ``hits`` with its 95% Wilson interval (non-zero width with no events)."""
+    count, n = int(np.sum(hits)), len(hits)
+    return {"value": count / n, "ci": proportion_interval(count, n, level=REPORT_LEVEL), "count": count}
+
+
+def _binned(metric: str, y, p, n_bins: int) -> dict:
+    """Binned ECE/MCE, descriptive only (no interval): biased upward at small n."""
+    return {s: {"value": UNCHECKED[metric](y, p, n_bins, s)} for s in STRATEGIES}
 
 
 def _calibration(boot: Bootstrap, y, p, n_bins) -> dict:
-    out = {"accuracy": boot.ci(_accuracy, y, p)}
-    for metric in ("ece", "mce"):
-        out[metric] = {s: boot.ci(_binned(metric, n_bins, s), y, p) for s in STRATEGIES}
-    out["brier"] = boot.ci(UNCHECKED["brier"], y, p)
-    out["nll"] = boot.ci(UNCHECKED["nll"], y, p)
-    out["classwise_ece"] = boot.ci(lambda yy, pp: UNCHECKED["classwise_ece"](yy, pp, n_bins), y, p)
-    out["reliability"] = {s: reliability_diagram(y, p, n_bins=n_bins, strategy=s) for s in STRATEGIES}
-    return out
+    return {
+        "accuracy": _proportion(p.argmax(axis=1) == y),
+        "calibration_error": {"value": calibration_error(y, p), "estimator": CALIBRATION_ESTIMATOR},
+        "ece": _binned("ece", y, p, n_bins),
+        "mce": _binned("mce", y, p, n_bins),
+        "brier": boot.ci(UNCHECKED["brier"], y, p),
+        "nll": boot.ci(UNCHECKED["nll"], y, p),
+        "classwise_ece": {"value": UNCHECKED["classwise_ece"](y, p, n_bins)},
+        "reliability": {s: reliability_diagram(y, p, n_bins=n_bins, strategy=s) for s in STRATEGIES},
+    }
 
 
 def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
-    agree = (p_ref.argmax(axis=1) == p_cand.argmax(axis=1)).astype(float)
-    c2w, w2c = (v.astype(float) for v in flip_indicators(y, p_ref, p_cand))
+    c2w, w2c = flip_indicators(y, p_ref, p_cand)
     mean = lambda v: float(np.mean(v))  # noqa: E731
-    out = {
-        "agreement": boot.ci(mean, agree),
-        "flip_rate": {"total": boot.ci(mean, c2w + w2c), "correct_to_wrong": boot.ci(mean, c2w),
-                      "wrong_to_correct": boot.ci(mean, w2c)},
-        "kl": boot.ci(mean, kl_divergence(p_ref, p_cand)),
-        "mcnemar": mcnemar_test(y, p_ref, p_cand),
-    }
-    delta = {"accuracy": boot.diff(_accuracy, (y, p_cand), (y, p_ref))}
+    acc = paired_accuracy_difference(p_ref.argmax(axis=1) == y, p_cand.argmax(axis=1) == y, level=REPORT_LEVEL)
+    delta = {"accuracy": {"value": acc["value"], "ci": acc["interval"], "method": acc["method"]}}
     for metric in ("ece", "mce"):
-        delta[metric] = {s: boot.diff(_binned(metric, n_bins, s), (y, p_cand), (y, p_ref)) for s in STRATEGIES}
+        delta[metric] = {s: {"value": UNCHECKED[metric](y, p_cand, n_bins, s) - UNCHECKED[metric](y, p_ref, n_bins, s)}
+                         for s in STRATEGIES}
     for metric in ("brier", "nll"):
         delta[metric] = boot.diff(UNCHECKED[metric], (y, p_cand), (y, p_ref))
-    out["delta"] = delta
-    return out
+    return {
+        "agreement": _proportion(p_ref.argmax(axis=1) == p_cand.argmax(axis=1)),
+        "flip_rate": {"total": _proportion(c2w | w2c), "correct_to_wrong": _proportion(c2w),
+                      "wrong_to_correct": _proportion(w2c)},
+        "kl": boot.ci(mean, kl_divergence(p_ref, p_cand)),
+        "mcnemar": mcnemar_test(y, p_ref, p_cand),
+        "delta": delta,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -479,7 +514,28 @@ def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]
 
 
 # ---------------------------------------------------------------------------
-# stage 5: summary
+# stage 5: the verdict
+
+
+def _verdicts(models: list[TaskModel], probs: dict, y: np.ndarray, results: dict[str, ExplainerResult], margins,
+              alpha: float, seed: int) -> dict[str, dict]:
+    """Per candidate, the verdict of every dimension (see :mod:`trusteq.metrics.verdict`)."""
+    ref = models[0].name
+    out = {}
+    for m in models[1:]:
+        dims = {"predictions": decide_predictions(y, probs[ref], probs[m.name], margins=margins, alpha=alpha),
+                "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=alpha,
+                                                  seed=seed)}
+        for explainer, result in results.items():
+            dims[f"explanations.{explainer}"] = decide_explanations(
+                result.alignment(m.name).values[VERDICT_MEASURE], result.noise_floor.values[VERDICT_MEASURE],
+                measure=VERDICT_MEASURE, margins=margins, alpha=alpha, seed=seed)
+        out[m.name] = verdict(dims)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# stage 6: summary
 
 
 def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Bootstrap, explained_ids, runtime,

@@ -179,46 +179,55 @@ def _fmt(d, digits=3) -> str:
 
 
 def _model_rows(s):
-    head = ["model", "role", "accuracy", "ECE (equal-width)", "ECE (equal-mass)", "MCE (equal-width)",
-            "MCE (equal-mass)", "Brier", "NLL", "truncated"]
+    head = ["model", "role", "accuracy", "calibration error (debiased RMS)", "ECE (equal-width)*", "ECE (equal-mass)*",
+            "MCE (equal-width)*", "MCE (equal-mass)*", "Brier", "NLL", "truncated"]
     rows = []
     for name, m in s["models"].items():
-        rows.append([name, m["role"], _fmt(m["accuracy"]), _fmt(m["ece"]["equal_width"]),
-                     _fmt(m["ece"]["equal_mass"]), _fmt(m["mce"]["equal_width"]), _fmt(m["mce"]["equal_mass"]),
-                     _fmt(m["brier"]), _fmt(m["nll"]), str(m["truncated"])])
+        rows.append([name, m["role"], _fmt(m["accuracy"]), _fmt(m["calibration_error"]),
+                     _fmt(m["ece"]["equal_width"]), _fmt(m["ece"]["equal_mass"]), _fmt(m["mce"]["equal_width"]),
+                     _fmt(m["mce"]["equal_mass"]), _fmt(m["brier"]), _fmt(m["nll"]), str(m["truncated"])])
     return head, rows
+
+
+_BINNED_NOTE = ("*Binned ECE and MCE are descriptive, for comparison with the paper: they are biased upward at small n "
+                "and get no interval; the verdict reads the debiased calibration error instead.")
 
 
 def _comparison_rows(s):
     head = ["candidate", "agreement", "flip rate", "correct→wrong", "wrong→correct", "KL(ref‖cand)",
-            "Δ accuracy", "Δ ECE (equal-width)", "McNemar p"]
+            "Δ accuracy", "calibration added (RMS)", "Δ ECE (equal-width)*", "McNemar p"]
     rows = []
     for name, c in s["comparisons"].items():
+        cal = c["verdict"]["dimensions"]["calibration"]["parts"]["calibration"]
         rows.append([name, _fmt(c["agreement"]), _fmt(c["flip_rate"]["total"]),
                      _fmt(c["flip_rate"]["correct_to_wrong"]), _fmt(c["flip_rate"]["wrong_to_correct"]),
-                     _fmt(c["kl"]), _fmt(c["delta"]["accuracy"]), _fmt(c["delta"]["ece"]["equal_width"]),
-                     f"{c['mcnemar']['p_value']:.3g}"])
+                     _fmt(c["kl"]), _fmt(c["delta"]["accuracy"]), f"{cal['statistic']:+.3f}",
+                     _fmt(c["delta"]["ece"]["equal_width"]), f"{c['mcnemar']['p_value']:.3g}"])
     return head, rows
 
 
+_SHORT = {"cosine": "cosine (verdict)", "jaccard": "Jaccard", "feature_agreement": "feature", "rank_agreement": "rank",
+          "sign_agreement": "sign", "spearman": "Spearman", "rbo": "RBO"}
+
+
 def _alignment_rows(s):
+    """Descriptive alignment table; every metric is in report.json, the table shows the main ones."""
     ks = s["settings"]["top_k"]
-    metrics = [f"jaccard@{k}" for k in ks] + [f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
-                                              f"sign_agreement@{ks[0]}", f"signed_rank_agreement@{ks[0]}", "spearman"]
-    short = {"jaccard": "Jaccard", "feature_agreement": "feature", "rank_agreement": "rank", "sign_agreement": "sign",
-             "signed_rank_agreement": "signed rank", "spearman": "Spearman"}
-    head = ["explainer", "run"] + [short[m.split("@")[0]] + ("@" + m.split("@")[1] if "@" in m else "")
-                                   for m in metrics]
+    metrics = ["cosine", *[f"jaccard@{k}" for k in ks], f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
+               f"sign_agreement@{ks[0]}", "spearman", "rbo"]
+    name = lambda m: _SHORT[m.split("@")[0]] + ("@" + m.split("@")[1] if "@" in m else "")  # noqa: E731
+    head = ["explainer", "run", *map(name, metrics), f"pairs > {ks[0]} words"]
     repeats = s["settings"].get("explain_repeats", 1)
     rows = []
     for explainer in s["settings"]["explainers"]:
         seeds = f" ({repeats} seeds)" if repeats > 1 and not REGISTRY[explainer].deterministic else ""
-        for name, c in s["comparisons"].items():
-            a = c.get("alignment", {}).get(explainer, {})
-            rows.append([explainer, f"{name} vs {s['reference']}{seeds}"] + [_fmt_seeds(a.get(m)) for m in metrics])
-        nf = s["noise_floor"].get(explainer, {})
-        rows.append([explainer, f"noise floor: {s['reference']} seed s vs s + 1{seeds}"] +
-                    [_fmt_seeds(nf.get(m)) for m in metrics])
+        runs = [(f"{c} vs {s['reference']}{seeds}", s["comparisons"][c].get("alignment", {}).get(explainer, {}))
+                for c in s["comparisons"]]
+        runs.append((f"noise floor: {s['reference']} seed s vs s + 1{seeds}", s["noise_floor"].get(explainer, {})))
+        for label, a in runs:
+            counted = (a.get(f"jaccard@{ks[0]}") or {}).get("n", 0)
+            rows.append([explainer, label, *[_fmt_seeds(a.get(m)) for m in metrics],
+                         f"{counted} of {s['settings']['explained_examples']}"])
     return head, rows
 
 
@@ -248,40 +257,107 @@ def _md_table(head, rows) -> str:
     return "\n".join(lines)
 
 
-def _findings(s) -> list[str]:
-    """Plain-language observations, each backed by an interval in report.json."""
-    out = []
-    k = s["settings"]["top_k"][0]
+_PART_NAMES = {"accuracy": "accuracy difference", "flip_rate": "flip rate", "calibration": "calibration error added (RMS, in quadrature)",
+               "brier": "Brier score difference"}
+_TEST_SIGNS = {"TOST": "within ±{m}", "non-inferiority": "above -{m}", "non-superiority": "below {m}"}
+MARKS = {"equivalent": "✓", "not equivalent": "✗", "inconclusive": "?"}
+
+
+def _part_name(dimension: str, name: str, p: dict) -> str:
+    if name == "gap":
+        return f"{dimension}: {p['measure']} gap to the noise floor"
+    return f"{dimension}: {_PART_NAMES.get(name, name)}"
+
+
+def _interval(p) -> str:
+    lo, hi = p["interval"]
+    return "n/a" if lo is None else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def _verdict_rows(s):
+    """One row per candidate (overall), then one per tested part."""
+    level = f"{s['settings']['verdict_level']:.0%}"
+    head = ["candidate", "tested", "decision", "statistic", f"{level} interval", "margin (test)", "note"]
+    rows = []
     for name, c in s["comparisons"].items():
-        d_acc = c["delta"]["accuracy"]
-        d_ece = c["delta"]["ece"]["equal_width"]
-        parts = [f"**{name}** agrees with {s['reference']} on {c['agreement']['value']:.1%} of examples; "
-                 f"accuracy differs by {d_acc['value']:+.3f} (95% CI {d_acc['ci'][0]:+.3f} to {d_acc['ci'][1]:+.3f})"]
-        if d_ece["ci"][0] is not None and (d_ece["ci"][0] > 0 or d_ece["ci"][1] < 0):
-            parts.append(f"its equal-width ECE is {'higher' if d_ece['value'] > 0 else 'lower'} by "
-                         f"{abs(d_ece['value']):.3f} (CI excludes 0)")
-        else:
-            parts.append(f"the ECE difference {d_ece['value']:+.3f} is within noise (CI includes 0)")
-        for explainer, a in c.get("alignment", {}).items():
-            j = a.get(f"jaccard@{k}", {})
-            nf = s["noise_floor"].get(explainer, {}).get(f"jaccard@{k}", {})
-            if j.get("mean") is not None and nf.get("mean") is not None:
-                parts.append(f"{explainer} top-{k} Jaccard {j['mean']:.2f} against a noise floor of {nf['mean']:.2f}")
-        out.append("; ".join(parts) + ".")
+        v = c["verdict"]
+        rows.append([name, "overall", f"{MARKS[v['overall']]} {v['overall']}", "", "", "", ""])
+        for dim_name, dim in v["dimensions"].items():
+            for part_name, p in dim["parts"].items():
+                note = f"about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
+                rows.append([name, _part_name(dim_name, part_name, p), f"{MARKS[p['decision']]} {p['decision']}",
+                             f"{p['statistic']:+.3f}", _interval(p),
+                             f"{_TEST_SIGNS[p['test']].format(m=p['margin'])} ({p['test']})", note])
+    return head, rows
+
+
+def answer(s) -> str:
+    """The report's first line: each candidate's overall verdict."""
+    verdicts = "; ".join(f"{name}: {c['verdict']['overall']}" for name, c in s["comparisons"].items())
+    return f"May {', '.join(s['candidates'])} replace {s['reference']}? {verdicts}"
+
+
+def _findings(s) -> list[str]:
+    """Plain-language findings, each worded from a test of the verdict."""
+    out = []
+    alpha = s["settings"]["alpha"]
+    for name, c in s["comparisons"].items():
+        v = c["verdict"]
+        by = {d: [(_part_name(d, n, p), p) for n, p in dim["parts"].items()] for d, dim in v["dimensions"].items()}
+        tested = [x for parts in by.values() for x in parts]
+        if v["overall"] == "equivalent":
+            out.append(f"**{name}** may replace {s['reference']}: every test is within its margin "
+                       f"(alpha {alpha}, {len(tested)} tests).")
+            continue
+        text = [f"**{name}** is {v['overall']} to {s['reference']} (alpha {alpha})"]
+        for label, p in tested:
+            if p["decision"] == "not equivalent":
+                text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} is outside its margin ({p['test']}, "
+                            f"{p['margin']})")
+            elif p["decision"] == "inconclusive":
+                more = f"; about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
+                text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} neither within nor outside its margin "
+                            f"({p['margin']}){more}")
+        out.append("; ".join(text) + ".")
     return out
+
+
+def _verdict_sentence(s) -> str:
+    """How the verdict was reached, for report.md and report.html."""
+    st = s["settings"]
+    margins = ", ".join(f"{k} {v}" for k, v in st["margins"].items())
+    return (f"Each decision is an equivalence test at alpha {st['alpha']}: the {st['verdict_level']:.0%} interval of "
+            f"the candidate-minus-reference statistic inside the margin is equivalent, entirely outside is not "
+            f"equivalent, otherwise inconclusive; a candidate is equivalent only if every test is. Margins: "
+            f"{margins}. Explanations are compared by {st['verdict_measure']} similarity of attribution vectors, "
+            f"against the reference's noise floor.")
+
+
+def _alignment_sentence(s) -> str:
+    st = s["settings"]
+    return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
+            f"samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
+            f"at most k words (n gives the pairs used). The verdict tests the gap to the noise floor; the table is "
+            f"descriptive.")
 
 
 def _markdown(s) -> str:
     d = s["data"]
     lines = [
-        f"# trusteq report: {', '.join(s['candidates'])} vs {s['reference']}",
+        f"# {answer(s)}",
         "",
         f"Task `{s['task']}` on `{d['source']}` ({d['examples']} of {d['rows']} examples; sha256 "
         f"`{d['sha256'][:12]}…`), seed {s['seed']}, {s['settings']['n_bins']} bins, "
-        f"{s['settings']['bootstrap']['resamples']} bootstrap resamples; intervals are 95%.",
+        f"{s['settings']['bootstrap']['resamples']} bootstrap resamples; table intervals are 95%.",
         "",
         *([f"{len(d['dropped'])} invalid rows were dropped (--skip-invalid); report.json lists each with its reason.",
            ""] if d.get("dropped") else []),
+        "## Verdict",
+        "",
+        _verdict_sentence(s),
+        "",
+        _md_table(*_verdict_rows(s)),
+        "",
         "## Findings",
         "",
         *[f"- {f}" for f in _findings(s)],
@@ -290,23 +366,15 @@ def _markdown(s) -> str:
         "",
         _md_table(*_model_rows(s)),
         "",
+        _BINNED_NOTE,
+        "",
         "## Agreement with the reference",
         "",
         _md_table(*_comparison_rows(s)),
         "",
     ]
     if s["settings"]["explainers"]:
-        st = s["settings"]
-        lines += [
-            "## Explanation alignment",
-            "",
-            f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-            f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Alignment near "
-            f"the floor is as close as the explainer can show; alignment below it is a real difference.",
-            "",
-            _md_table(*_alignment_rows(s)),
-            "",
-        ]
+        lines += ["## Explanation alignment", "", _alignment_sentence(s), "", _md_table(*_alignment_rows(s)), ""]
     lines += ["![reliability diagrams](reliability.png)", "", "![alignment](alignment.png)", ""]
     return "\n".join(lines)
 
@@ -351,8 +419,9 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
     k, seed = s["settings"]["top_k"][0], s["seed"]
     explainer, explained = next(iter(result.explanations.items()))
     first = s["candidates"][0]
-    jac = explained.alignment(first).values[f"jaccard@{k}"]
-    order = np.argsort(np.where(np.isfinite(jac), jac, 2.0), kind="stable")[:n_shown]
+    measure = s["settings"]["verdict_measure"]
+    score = explained.alignment(first).values[measure]
+    order = np.argsort(np.where(np.isfinite(score), score, 2.0), kind="stable")[:n_shown]
     runs = [explained.run(s["reference"], seed)] + [explained.run(c, seed + 1) for c in s["candidates"]]
     by_id = {e.id: e for e in result.dataset.examples}
     index = {ex_id: i for i, ex_id in enumerate(result.dataset.ids)}
@@ -367,9 +436,10 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
             sides.append({"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})",
                           "a": _segments(ex.text_a, "a", e, k), "b": _segments(ex.text_b, "b", e, k)})
         blocks.append({"heading": f"{ex.id} · gold {ex.label} · explained {labels[ref_e.explained_class]} · "
-                                  f"{explainer} top-{k} Jaccard ({first}) {jac[i]:.2f}", "sides": sides})
+                                  f"{explainer} {measure} ({first}) {score[i]:.2f}", "sides": sides})
     legend = (f"{explainer} attributions; green pushes towards the explained class, red away; outlined words are "
-              f"each model's top-{k}. Shown: the {len(order)} examples where {first} agrees least with "
+              f"each model's top-{k}. Shown: the {len(order)} examples where {first}'s attributions agree least (by "
+              f"{measure}) with "
               f"{s['reference']}.")
     return {"legend": legend, "blocks": blocks}
 
@@ -379,15 +449,14 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
 
     s, d, st = result.summary, result.summary["data"], result.summary["settings"]
     img = lambda b: "data:image/png;base64," + base64.b64encode(b).decode()  # noqa: E731
-    alignment = None
-    if st["explainers"]:
-        alignment = {"text": f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME "
-                             f"{st['lime_samples']} samples, SHAP {st['shap_evals']} evaluations. "
-                             f"{_seeds_sentence(s)} Both are measured across different perturbations.",
-                     "table": _table(*_alignment_rows(s))}
+    alignment = {"text": _alignment_sentence(s), "table": _table(*_alignment_rows(s))} if st["explainers"] else None
+    verdicts = [{"name": name, "overall": c["verdict"]["overall"],
+                 "dimensions": [(d, x["decision"]) for d, x in c["verdict"]["dimensions"].items()]}
+                for name, c in s["comparisons"].items()]
     env = Environment(loader=PackageLoader("trusteq", "templates"), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("report.html.j2").render(
-        reference=s["reference"], candidates=s["candidates"],
+        reference=s["reference"], candidates=s["candidates"], answer=answer(s), verdicts=verdicts, marks=MARKS,
+        verdict_text=_verdict_sentence(s), verdict_table=_table(*_verdict_rows(s)), binned_note=_BINNED_NOTE,
         meta=f"Task {s['task']} · data {d['source']} ({d['examples']} of {d['rows']} examples) · seed {s['seed']} · "
              f"{st['n_bins']} bins · {st['bootstrap']['resamples']} bootstrap resamples (95% intervals) · "
              f"trusteq {s['trusteq_version']} · {s['created']}",
