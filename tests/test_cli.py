@@ -281,3 +281,30 @@ def test_shap_blocks_resume_from_a_partly_filled_cache(nli_models, shared_data, 
         again = second.explanations["shap"].run(run.model, run.seed).explanations
         for x, y in zip(run.explanations, again):
             assert x.example_id == y.example_id and np.array_equal(x.weights, y.weights)
+
+
+def test_margins_and_alpha_reach_the_verdict_and_the_gate(pi_models, shared_data, tmp_path, capsys):
+    code = run_cli("compare", "--reference", pi_models["ref"], "--candidate", pi_models["ref"], "--name", "ref",
+                   "--name", "copy", "--data", shared_data / "mrpc_glue/test.tsv", "--task", "pi", "--limit", 400,
+                   "--explainers", "none", "--margin", "accuracy=0.02", "--margin", "flip_rate=0.03", "--alpha", "0.1",
+                   "--bootstrap", 50, "--no-progress", "--out", tmp_path)
+    assert code == 0
+    r = json.loads((tmp_path / "report.json").read_text())
+    s = r["settings"]
+    assert s["alpha"] == 0.1 and s["verdict_level"] == pytest.approx(0.8)
+    assert s["margins"]["accuracy"] == 0.02 and s["margins"]["flip_rate"] == 0.03 and s["margins"]["brier"] == 0.02
+    v = r["comparisons"]["copy"]["verdict"]
+    assert v["overall"] == "equivalent" and set(v["dimensions"]) == {"predictions", "calibration"}
+    assert v["dimensions"]["predictions"]["parts"]["accuracy"]["margin"] == 0.02
+    assert (tmp_path / "report.md").read_text().startswith("# May copy replace ref? copy: equivalent")
+    capsys.readouterr()
+    assert main(["gate", str(tmp_path / "report.json")]) == 0
+    assert capsys.readouterr().out.startswith("PASS copy: equivalent")
+    assert main(["gate", str(tmp_path / "report.json"), "--margin", "accuracy=0.0001"]) == 1
+
+
+def test_unknown_margin_name_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--reference", "r", "--candidate", "c", "--data", "d", "--task", "pi", "--margin", "acc=1",
+              "--out", "x"])
+    assert exc.value.code == 2 and "NAME=VALUE" in capsys.readouterr().err

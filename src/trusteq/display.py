@@ -117,7 +117,7 @@ class AlignmentDisplay:
         """From :class:`trusteq.comparison.Alignment` objects (candidates and noise floor), then :meth:`plot`."""
         values = {(f"noise floor\n({a.model})" if a.kind == "noise_floor" else a.model): a.values[metric]
                   for a in alignments}
-        label = metric.replace("jaccard@", "top-") + (" Jaccard" if metric.startswith("jaccard@") else "")
+        label = metric.replace("jaccard@", "top-") + (" Jaccard" if metric.startswith("jaccard@") else " similarity")
         return cls(values, metric_label=f"{label} with {reference}", title=title).plot(ax=ax)
 
     def plot(self, *, ax=None) -> "AlignmentDisplay":
@@ -130,7 +130,7 @@ class AlignmentDisplay:
             body.set_facecolor("#adb5bd" if label.startswith("noise floor") else "#d9480f")
             body.set_alpha(0.6)
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(min(-0.02, *(float(np.min(d)) - 0.02 for d in data if len(d))), 1.02)
         ax.set_ylabel(self.metric_label)
         if self.title:
             ax.set_title(self.title, fontsize=10)

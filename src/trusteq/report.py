@@ -146,7 +146,7 @@ def _reliability_figure(result: CompareResult) -> bytes:
 
 def _alignment_figure(result: CompareResult) -> bytes:
     s = result.summary
-    metric = f"jaccard@{s['settings']['top_k'][0]}"
+    metric = s["settings"]["verdict_measure"]
     if not result.explanations:
         fig = _figure(figsize=(5, 1.5))
         ax = fig.subplots()
@@ -335,10 +335,14 @@ def _verdict_sentence(s) -> str:
 
 def _alignment_sentence(s) -> str:
     st = s["settings"]
+    fixed = [e for e in st["explainers"] if REGISTRY[e].deterministic]
+    caveat = (f" {', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'} deterministic: the noise floor is 1 by "
+              f"construction, so imprecision of the explainer under its evaluation budget counts against the "
+              f"candidates." if fixed else "")
     return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
             f"samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
-            f"at most k words (n gives the pairs used). The verdict tests the gap to the noise floor; the table is "
-            f"descriptive.")
+            f"at most k words (the last column counts the pairs used). The verdict tests the cosine gap to the "
+            f"noise floor; the table is descriptive.{caveat}")
 
 
 def _markdown(s) -> str:
