@@ -68,8 +68,8 @@ def test_predictions_csv(snli_run):
 def test_explanations_jsonl_recomputes_alignment(snli_run):
     """Jaccard@10 of the small model's LIME runs, recomputed from explanations.jsonl with the set definition."""
     recs = [json.loads(line) for line in (snli_run / "explanations.jsonl").read_text().splitlines()]
-    # 6 examples x (3 models + noise-floor run) x 2 explainers
-    assert len(recs) == 6 * 4 * 2
+    # 6 examples x (reference twice, each candidate twice) x 2 explainers
+    assert len(recs) == 6 * 6 * 2
     by = {(r["example_id"], r["model"], r["explainer"], r["seed"]): r for r in recs}
     report = json.loads((snli_run / "report.json").read_text())
 
@@ -81,7 +81,7 @@ def test_explanations_jsonl_recomputes_alignment(snli_run):
 
     values = []
     for (ex, model, explainer, seed), rec in by.items():
-        if model == "small" and explainer == "lime":
+        if model == "small" and explainer == "lime" and seed == 1:  # alignment: reference@0 vs candidate@1
             ref = by[(ex, "ref", "lime", 0)]
             assert [(f["word"], f["sentence"], f["position"]) for f in ref["features"]] == \
                    [(f["word"], f["sentence"], f["position"]) for f in rec["features"]]
@@ -96,7 +96,7 @@ def test_explanations_jsonl_recomputes_alignment(snli_run):
 
 def test_one_seed_wording(snli_run):
     for name in ("report.md", "report.html"):
-        assert "the candidates with seed 1; the noise floor compares" in (snli_run / name).read_text()
+        assert "the candidates with seeds 1 and 2: a candidate" in (snli_run / name).read_text()
 
 
 def test_html_is_self_contained(snli_run):
@@ -216,41 +216,53 @@ def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
     assert "2 invalid rows were dropped" in (out / "report.md").read_text()
 
 
-def test_explain_repeats_pool_seeds(nli_models, shared_data, tmp_path):
+def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_models, shared_data, tmp_path):
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
                         limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=40, explain_limit=4,
                         explain_repeats=3, n_boot=50, progress=False)
     s = r.summary["settings"]
-    assert s["explain_seeds"]["reference"] == [0, 1, 2] and s["explain_seeds"]["candidates"] == [1, 2, 3]
+    assert s["explain_seeds"]["noise_floor"] == [[0, 1], [3, 4], [6, 7]]
+    assert s["explain_seeds"]["candidate_floor"] == [[1, 2], [4, 5], [7, 8]]
     lime = r.explanations["lime"]
-    # repeat r: reference at seed r against the candidate and the reference at seed r + 1
-    ref = [lime.run("ref", seed=s).explanations for s in range(4)]
-    cand = [lime.run("small", seed=s).explanations for s in range(1, 4)]
-    assert [(r.model, r.role, r.seed) for r in lime.runs] == [
-        ("ref", "reference", 0), ("ref", "reference", 1), ("small", "candidate", 1), ("ref", "reference", 2),
-        ("small", "candidate", 2), ("ref", "reference", 3), ("small", "candidate", 3)]
-    assert lime.noise_floor.seeds == [(0, 1), (1, 2), (2, 3)] and lime.alignment("small").seeds == [(0, 1), (1, 2),
-                                                                                                   (2, 3)]
-    assert [e.seed for e in ref[3]] == [3] * 4 and [e.seed for e in cand[2]] == [3] * 4
-    from trusteq.metrics.alignment import pair_metrics
+    # repeat r: reference at 3r and 3r + 1, candidate at 3r + 1 and 3r + 2; no run is shared between repeats
+    assert [(x.model, x.role, x.seed) for x in lime.runs] == [
+        (m, role, 3 * rep + k) for rep in range(3)
+        for m, role, k in (("ref", "reference", 0), ("ref", "reference", 1), ("small", "candidate", 1),
+                           ("small", "candidate", 2))]
+    assert lime.alignment("small").seeds == [(0, 1), (3, 4), (6, 7)]
+    assert lime.candidate_floor("small").seeds == [(1, 2), (4, 5), (7, 8)]
+    run = lambda m, seed: lime.run(m, seed).explanations  # noqa: E731
+    assert all(e.seed == 7 for e in run("small", 7))
 
-    per_repeat = [[pair_metrics(a.weights, b.weights)["jaccard@10"] for a, b in zip(ref[i], cand[i])]
-                  for i in range(3)]
-    a = r["comparisons"]["small"]["alignment"]["lime"]["jaccard@10"]
-    assert a["repeat_means"] == pytest.approx([np.mean(v) for v in per_repeat])
-    assert a["repeat_variance"] == pytest.approx(np.var([np.mean(v) for v in per_repeat], ddof=1))
-    assert a["mean"] == pytest.approx(np.mean(per_repeat))
-    floor = r["noise_floor"]["lime"]["jaccard@10"]
-    assert floor["repeat_means"][1] == pytest.approx(
-        np.mean([pair_metrics(x.weights, y.weights)["jaccard@10"] for x, y in zip(ref[1], ref[2])]))
-    # SHAP Partition is deterministic: one run per model, no seed spread
-    assert "repeat_means" not in r["comparisons"]["small"]["alignment"]["shap"]["jaccard@10"]
-    assert [(r.model, r.seed) for r in r.explanations["shap"].runs] == [("ref", 0), ("ref", 1), ("small", 1)]
+    def cosines(x, y):
+        return [float(a.weights @ b.weights / np.linalg.norm(a.weights) / np.linalg.norm(b.weights))
+                for a, b in zip(x, y)]
+    cross = [cosines(run("ref", 3 * k), run("small", 3 * k + 1)) for k in range(3)]
+    a = r["comparisons"]["small"]["alignment"]["lime"]["cosine"]
+    assert a["repeat_means"] == pytest.approx([np.mean(v) for v in cross])
+    assert a["repeat_variance"] == pytest.approx(np.var([np.mean(v) for v in cross], ddof=1))
+    assert a["mean"] == pytest.approx(np.mean(cross))
+    own = r["comparisons"]["small"]["noise_floor"]["lime"]["cosine"]
+    assert own["repeat_means"][2] == pytest.approx(np.mean(cosines(run("small", 7), run("small", 8))))
+    floor = r["noise_floor"]["lime"]["cosine"]
+    assert floor["repeat_means"][1] == pytest.approx(np.mean(cosines(run("ref", 3), run("ref", 4))))
+    gap = r["comparisons"]["small"]["verdict"]["dimensions"]["explanations.lime"]["parts"]["gap"]
+    expected = np.mean(np.mean(cross, axis=0) - (np.mean([cosines(run("ref", 3 * k), run("ref", 3 * k + 1))
+                                                          for k in range(3)], axis=0)
+                                                  + np.mean([cosines(run("small", 3 * k + 1), run("small", 3 * k + 2))
+                                                             for k in range(3)], axis=0)) / 2)
+    assert gap["statistic"] == pytest.approx(expected)
+    # SHAP Partition is deterministic: computed once per model, every run shares it, no seed spread
+    shap = r.explanations["shap"]
+    assert "repeat_means" not in r["comparisons"]["small"]["alignment"]["shap"]["cosine"]
+    assert [(x.model, x.seed) for x in shap.runs] == [("ref", 0), ("ref", 1), ("small", 1), ("small", 2)]
+    assert all(np.array_equal(x.weights, y.weights) for x, y in zip(shap.run("small", 1).explanations,
+                                                                    shap.run("small", 2).explanations))
     from trusteq.report import write_report
 
     md = (write_report(r, tmp_path / "rep").parent / "report.md").read_text()
-    assert "LIME is repeated with 3 seeds" in md and "sd over seeds" in md
-    assert "the candidates with seed 1;" not in md  # the one-seed wording would be wrong here
+    assert "repeated 3 times with disjoint seeds" in md and "sd over seeds" in md
+    assert "noise floor: small vs itself (3 seeds)" in md
 
 
 def test_shap_blocks_resume_from_a_partly_filled_cache(nli_models, shared_data, monkeypatch):

@@ -32,7 +32,7 @@ from .metrics.intervals import CALIBRATION_ESTIMATOR, calibration_error, paired_
 from .metrics.stats import Bootstrap
 from .metrics.verdict import check_margins, decide_calibration, decide_explanations, decide_predictions, verdict
 from .models import TaskModel, load_model
-from .predict import Predictions, onnx_twin, predict
+from .predict import Predictions, fix_batching, onnx_twin, predict
 from .validation import check_at_least, check_option, check_probabilities
 
 __all__ = ["compare", "CompareResult", "ExplanationRun", "Alignment", "ExplainerResult", "EXPLAIN_CLASSES"]
@@ -68,11 +68,12 @@ class Alignment:
 
     Attributes
     ----------
-    kind : {"candidate", "noise_floor"}
-        A candidate against the reference, or the reference against itself
-        with other perturbations (the explainer's noise floor).
+    kind : {"candidate", "noise_floor", "candidate_floor"}
+        A candidate against the reference, the reference against itself with
+        other perturbations (the explainer's noise floor on the reference), or
+        a candidate against itself (its own floor).
     model : str
-        The candidate, or the reference for the noise floor.
+        The candidate, or the reference for its noise floor.
     seeds : list of (int, int)
         Per repeat, the seeds of the reference run and of the compared run.
     per_repeat : list of dict metric -> ndarray, shape (n_explained,)
@@ -80,7 +81,7 @@ class Alignment:
         undefined (no word features).
     """
 
-    kind: Literal["candidate", "noise_floor"]
+    kind: Literal["candidate", "noise_floor", "candidate_floor"]
     model: str
     seeds: list[tuple[int, int]]
     per_repeat: list[dict[str, np.ndarray]]
@@ -120,7 +121,12 @@ class ExplainerResult:
 
     @property
     def noise_floor(self) -> Alignment:
+        """The reference's own floor."""
         return next(a for a in self.alignments if a.kind == "noise_floor")
+
+    def candidate_floor(self, model: str) -> Alignment:
+        """Candidate ``model``'s own floor."""
+        return next(a for a in self.alignments if a.kind == "candidate_floor" and a.model == model)
 
 
 @dataclass
@@ -240,11 +246,10 @@ def compare(
         Calibration bins (10 as in the paper).
     seed : int, default=0
         Fixes every random choice: data sample, explanation sample,
-        perturbations, bootstrap. Repeat r explains the reference with
-        ``seed + r`` and the candidates, and the reference again for the
-        noise floor, with ``seed + r + 1`` (shared perturbations), so that
-        candidate alignment and the noise floor both compare runs with
-        different perturbations.
+        perturbations, bootstrap. Repeat r explains the reference with seeds
+        ``seed + 3r`` and ``seed + 3r + 1``, the candidates with ``seed + 3r + 1``
+        and ``seed + 3r + 2``: alignment, the reference's floor and each
+        candidate's floor all compare runs with different perturbations.
     n_boot : int, default=1000
         Bootstrap resamples for every interval.
     label_map : mapping model name (or ``"*"``) -> label names, optional
@@ -287,6 +292,7 @@ def compare(
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid)
     models = _load_models([reference, *candidates], data, names, label_map, settings, offline)
+    batching = {m.name: fix_batching(m, data.pairs) for m in models}
     timings["load"] = time.time() - started
 
     t0 = time.time()
@@ -313,7 +319,7 @@ def compare(
     summary = _summary(data, models, settings, boot, explained_ids, runtime, model_section, comparisons,
                        noise_floor, timings)
     summary["settings"].update(alpha=alpha, verdict_level=1 - 2 * alpha, margins=margins,
-                               verdict_measure=VERDICT_MEASURE)
+                               verdict_measure=VERDICT_MEASURE, batching=batching)
     return CompareResult(summary, data, probs, results, explained_ids)
 
 
@@ -442,34 +448,38 @@ def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: 
                  progress: bool) -> ExplainerResult:
     """Runs and alignments of one explainer.
 
-    Repeat r explains the reference with seed + r and the candidates, and the
-    reference again for the noise floor, with seed + r + 1 (shared
-    perturbations). Every compared pair of runs thus differs in its
-    perturbations, so candidate alignment and the noise floor are measured on
-    the same footing (shared perturbations would inflate cross-model agreement
-    above the floor). The reference's run of repeat r + 1 is its noise-floor
-    run of repeat r.
+    Repeat r uses three seeds of its own, a = seed + 3r, b = a + 1, c = a + 2
+    (disjoint between repeats, so repeats are independent): the reference is
+    explained with a and b, the candidates with b and c. The candidate's
+    alignment compares reference@a with candidate@b, the reference's noise
+    floor reference@a with reference@b, each candidate's floor candidate@b
+    with candidate@c: every compared pair of runs differs in its perturbations
+    (shared perturbations would inflate agreement), and each model's own
+    explanation noise is measured. A deterministic explainer is computed once
+    per model and its runs share it (its floors are 1 by construction).
     """
     ref, cands = models[0], models[1:]
-    budget, repeats = s.budget(explainer), s.repeats(explainer)
+    budget, repeats, fixed = s.budget(explainer), s.repeats(explainer), REGISTRY[explainer].deterministic
 
     def run(group, seed, label):
-        out = explain_cached(group, examples, targets, explainer=explainer, seed=seed, budget=budget,
-                             progress=progress, label=label)
+        out = explain_cached(group, examples, targets, explainer=explainer, seed=s.seed if fixed else seed,
+                             budget=budget, progress=progress, label=label)
         return [ExplanationRun(m.name, "reference" if m is ref else "candidate", seed, out[m.name]) for m in group]
 
-    ref_runs = run([ref], s.seed, "reference")
-    cand_runs = []  # per repeat: reference (noise-floor run) first, then the candidates
+    runs, alignments = [], {}
     for r in range(repeats):
-        label = "candidates and noise floor" + (f", repeat {r + 1}/{repeats}" if repeats > 1 else "")
-        cand_runs.append(run(models, s.seed + r + 1, label))
-        ref_runs.append(cand_runs[-1][0])
-    alignments = [_align("candidate", m.name, [(ref_runs[r], cand_runs[r][i + 1]) for r in range(repeats)], s.top_k)
-                  for i, m in enumerate(cands)]
-    alignments.append(_align("noise_floor", ref.name, [(ref_runs[r], ref_runs[r + 1]) for r in range(repeats)],
-                             s.top_k))
-    runs = [ref_runs[0], *[run for rep in cand_runs for run in rep]]
-    return ExplainerResult(explainer, runs, alignments)
+        a = s.seed + 3 * r
+        of = f", repeat {r + 1}/{repeats}" if repeats > 1 else ""
+        ref_a, *_ = run([ref], a, "reference" + of)
+        ref_b, *cand_b = run(models, a + 1, "candidates and noise floor" + of)
+        cand_c = run(cands, a + 2, "candidate floors" + of) if cands else []
+        runs += [ref_a, ref_b, *cand_b, *cand_c]
+        pairs = [("noise_floor", ref.name, ref_a, ref_b)]
+        pairs += [("candidate", m.name, ref_a, b) for m, b in zip(cands, cand_b)]
+        pairs += [("candidate_floor", m.name, b, c) for m, b, c in zip(cands, cand_b, cand_c)]
+        for kind, name, x, y in pairs:
+            alignments.setdefault((kind, name), []).append((x, y))
+    return ExplainerResult(explainer, runs, [_align(kind, name, p, s.top_k) for (kind, name), p in alignments.items()])
 
 
 def _align(kind, model: str, pairs: list[tuple[ExplanationRun, ExplanationRun]], top_k) -> Alignment:
@@ -490,7 +500,8 @@ def _alignment_table(a: list[Explanation], b: list[Explanation], top_k) -> dict[
 
 
 def _alignment_summaries(results: dict[str, ExplainerResult], comparisons: dict, s: _Settings) -> dict:
-    """Bootstrap summaries: each candidate's under ``comparisons[c]["alignment"]``; the noise floors returned."""
+    """Bootstrap summaries: each candidate's alignment and own floor under ``comparisons[c]["alignment"]`` and
+    ``comparisons[c]["noise_floor"]``; the reference's noise floors returned."""
     noise_floor = {}
     for explainer, result in results.items():
         boot = Bootstrap(len(result.runs[0].explanations), n_boot=s.n_boot, seed=s.seed)
@@ -499,7 +510,8 @@ def _alignment_summaries(results: dict[str, ExplainerResult], comparisons: dict,
             if a.kind == "noise_floor":
                 noise_floor[explainer] = summary
             else:
-                comparisons[a.model].setdefault("alignment", {})[explainer] = summary
+                key = "alignment" if a.kind == "candidate" else "noise_floor"
+                comparisons[a.model].setdefault(key, {})[explainer] = summary
     return noise_floor
 
 
@@ -527,9 +539,11 @@ def _verdicts(models: list[TaskModel], probs: dict, y: np.ndarray, results: dict
                 "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=alpha,
                                                   seed=seed)}
         for explainer, result in results.items():
+            floors = (result.noise_floor.values[VERDICT_MEASURE]
+                      + result.candidate_floor(m.name).values[VERDICT_MEASURE])
             dims[f"explanations.{explainer}"] = decide_explanations(
-                result.alignment(m.name).values[VERDICT_MEASURE], result.noise_floor.values[VERDICT_MEASURE],
-                measure=VERDICT_MEASURE, margins=margins, alpha=alpha, seed=seed)
+                result.alignment(m.name).values[VERDICT_MEASURE], floors / 2, measure=VERDICT_MEASURE,
+                margins=margins, alpha=alpha, seed=seed)
         out[m.name] = verdict(dims)
     return out
 
@@ -571,12 +585,13 @@ def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Boot
 
 
 def _seeds_record(s: _Settings) -> dict:
-    seed, repeats = s.seed, s.explain_repeats
-    record = {"reference": list(range(seed, seed + repeats)), "candidates": list(range(seed + 1, seed + repeats + 1)),
-              "noise_floor": [[seed + r, seed + r + 1] for r in range(repeats)]}
+    a = [s.seed + 3 * r for r in range(s.explain_repeats)]
+    record = {"reference": [[x, x + 1] for x in a], "candidates": [[x + 1, x + 2] for x in a],
+              "alignment": [[x, x + 1] for x in a], "noise_floor": [[x, x + 1] for x in a],
+              "candidate_floor": [[x + 1, x + 2] for x in a]}
     for name, spec in REGISTRY.items():
         if spec.deterministic and name in s.explainers:
-            record[name] = "deterministic: one run, noise floor 1 by construction"
+            record[name] = "deterministic: computed once per model, floors 1 by construction"
     return record
 
 

@@ -458,6 +458,22 @@ class TaskModel:
             override = label_map.get(model.name, label_map.get("*"))
         self.override = list(override) if override is not None else None
         self.columns = align_labels(model.class_names, self.task_labels, model.name, self.override)
+        self.pair_by_pair = False
+
+    def set_pair_by_pair(self) -> None:
+        """Evaluate one pair per model call from now on, so that each pair's output depends on that pair alone
+        (for models whose outputs depend on their batch mates, such as dynamically quantized int8 models)."""
+        self.pair_by_pair = True
+        if isinstance(self.model, _TokenizedClassifier):
+            self.model.batch_size = 1
+
+    @property
+    def batching(self) -> str:
+        """How pairs are grouped into model calls; part of every cache key."""
+        if self.pair_by_pair:
+            return "one pair per call"
+        size = getattr(self.model, "batch_size", None)
+        return f"length batches of up to {size}" if size else "the caller's batches"
 
     @property
     def fingerprint(self) -> str | None:
@@ -468,7 +484,10 @@ class TaskModel:
     def __call__(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         if len(pairs) == 0:
             return np.zeros((0, len(self.task_labels)))
-        probs = self.model.predict_proba(pairs, progress=progress)
+        if self.pair_by_pair and not isinstance(self.model, _TokenizedClassifier):
+            probs = np.vstack([self.model.predict_proba([pair]) for pair in pairs])
+        else:
+            probs = self.model.predict_proba(pairs, progress=progress)
         probs = check_probability_matrix(probs, what=f"model '{self.name}' output", n=len(pairs),
                                          n_classes=len(self.model.class_names), error=ModelError)
         return probs[:, self.columns]

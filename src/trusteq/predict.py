@@ -15,7 +15,7 @@ from . import cache
 from .data import Dataset
 from .models import HFClassifier, ONNXClassifier, TaskModel, export_onnx
 
-__all__ = ["Predictions", "predict", "onnx_twin"]
+__all__ = ["Predictions", "predict", "onnx_twin", "fix_batching"]
 
 #: Largest difference in any probability for a runtime to stand in for another.
 TWIN_ATOL = 1e-5
@@ -48,7 +48,8 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
     """Run ``model`` on every pair of ``dataset``, reusing a cached result.
 
     The cache key combines the model fingerprint (weights, tokenizer,
-    max length, label alignment), the data file hash and the example ids.
+    max length, label alignment), its batching, the data file hash and the
+    example ids.
     Models without a fingerprint are never cached.
 
     Raises
@@ -59,7 +60,7 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
     fp = model.fingerprint
     path = None
     if use_cache and fp is not None:
-        k = cache.key("predict", fp, dataset.sha256, dataset.ids)
+        k = cache.key("predict", fp, model.batching, dataset.sha256, dataset.ids)
         path = cache.cache_dir() / "predictions" / f"{k}.npz"
         hit = cache.load_arrays(path)
         if hit is not None:
@@ -115,6 +116,8 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
                 shutil.rmtree(tmp, ignore_errors=True)
         twin_clf = ONNXClassifier(folder, name=clf.name, max_length=clf.max_length, batch_size=clf.batch_size)
         twin = TaskModel(twin_clf, model.task_labels, {clf.name: model.override} if model.override else None)
+        if model.pair_by_pair:
+            twin.set_pair_by_pair()
         diff = float(np.max(np.abs(twin(list(check_pairs)) - model(list(check_pairs)))))
     except Exception as exc:  # noqa: BLE001 - any export or runtime failure means: keep PyTorch
         return model, {"runtime": clf.kind, "reason": f"ONNX export or run failed: {exc}"}
@@ -122,3 +125,29 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
     if diff > TWIN_ATOL:
         return model, {"runtime": clf.kind, **record, "reason": f"ONNX Runtime differs by {diff:.2g} > {TWIN_ATOL}"}
     return twin, {"runtime": "onnxruntime", **record}
+
+
+def fix_batching(model: TaskModel, pairs: Sequence[tuple[str, str]], n_check: int = 8) -> dict:
+    """Run ``model`` one pair per call if its outputs depend on the pairs batched with it.
+
+    The first ``n_check`` pairs are evaluated together and one at a time; if
+    any probability differs by more than :data:`TWIN_ATOL` (a dynamically
+    quantized int8 model scales its activations per batch: up to 0.02 on the
+    quickstart's), the model is switched to one pair per call
+    (:meth:`~trusteq.models.TaskModel.set_pair_by_pair`), so its predictions
+    and explanations no longer depend on batch size, sample or cache state.
+
+    Returns
+    -------
+    dict for report.json: ``batching`` (the policy used), ``max_abs_diff``
+    (batched vs alone) and ``checked_pairs``.
+    """
+    sample = list(pairs[:n_check])
+    if len(sample) < 2:
+        return {"batching": model.batching, "checked_pairs": len(sample)}
+    together = model(sample)
+    alone = np.vstack([model([pair]) for pair in sample])
+    diff = float(np.max(np.abs(together - alone)))
+    if diff > TWIN_ATOL:
+        model.set_pair_by_pair()
+    return {"batching": model.batching, "max_abs_diff": diff, "checked_pairs": len(sample)}

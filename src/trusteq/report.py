@@ -223,7 +223,9 @@ def _alignment_rows(s):
         seeds = f" ({repeats} seeds)" if repeats > 1 and not REGISTRY[explainer].deterministic else ""
         runs = [(f"{c} vs {s['reference']}{seeds}", s["comparisons"][c].get("alignment", {}).get(explainer, {}))
                 for c in s["comparisons"]]
-        runs.append((f"noise floor: {s['reference']} seed s vs s + 1{seeds}", s["noise_floor"].get(explainer, {})))
+        runs.append((f"noise floor: {s['reference']} vs itself{seeds}", s["noise_floor"].get(explainer, {})))
+        runs += [(f"noise floor: {c} vs itself{seeds}", s["comparisons"][c].get("noise_floor", {}).get(explainer, {}))
+                 for c in s["comparisons"]]
         for label, a in runs:
             counted = (a.get(f"jaccard@{ks[0]}") or {}).get("n", 0)
             rows.append([explainer, label, *[_fmt_seeds(a.get(m)) for m in metrics],
@@ -235,12 +237,14 @@ def _seeds_sentence(s) -> str:
     """Which seeds explained what, for the alignment section of report.md and report.html."""
     seed, repeats = s["seed"], s["settings"].get("explain_repeats", 1)
     if repeats == 1:
-        return (f"The reference is explained with seed {seed}, the candidates with seed {seed + 1}; the noise floor "
-                f"compares the reference's own runs with seeds {seed} and {seed + 1}.")
-    return (f"LIME is repeated with {repeats} seeds: in repeat r the reference is explained with seed {seed} + r, the "
-            f"candidates with seed {seed} + r + 1, and the noise floor compares the reference's own runs with those "
-            f"two seeds; values are means over repeats, ± the standard deviation of the repeat means. SHAP Partition "
-            f"does not depend on the seed and runs once (seeds {seed} and {seed + 1}).")
+        return (f"The reference is explained with seeds {seed} and {seed + 1}, the candidates with seeds {seed + 1} "
+                f"and {seed + 2}: a candidate's alignment compares reference@{seed} with candidate@{seed + 1}, the "
+                f"reference's noise floor reference@{seed} with reference@{seed + 1}, a candidate's own floor "
+                f"candidate@{seed + 1} with candidate@{seed + 2}.")
+    return (f"Seeded explainers are repeated {repeats} times with disjoint seeds: in repeat r the reference is "
+            f"explained with seeds {seed} + 3r and {seed} + 3r + 1, the candidates with {seed} + 3r + 1 and "
+            f"{seed} + 3r + 2; values are means over repeats, ± the standard deviation of the repeat means. "
+            f"Deterministic explainers (SHAP Partition) run once.")
 
 
 def _fmt_seeds(d) -> str:
@@ -265,7 +269,7 @@ MARKS = {"equivalent": "✓", "not equivalent": "✗", "inconclusive": "?"}
 
 def _part_name(dimension: str, name: str, p: dict) -> str:
     if name == "gap":
-        return f"{dimension}: {p['measure']} gap to the noise floor"
+        return f"{dimension}: {p['measure']} gap to the noise floors"
     return f"{dimension}: {_PART_NAMES.get(name, name)}"
 
 
@@ -329,8 +333,9 @@ def _verdict_sentence(s) -> str:
     return (f"Each decision is an equivalence test at alpha {st['alpha']}: the {st['verdict_level']:.0%} interval of "
             f"the candidate-minus-reference statistic inside the margin is equivalent, entirely outside is not "
             f"equivalent, otherwise inconclusive; a candidate is equivalent only if every test is. Margins: "
-            f"{margins}. Explanations are compared by {st['verdict_measure']} similarity of attribution vectors, "
-            f"against the reference's noise floor.")
+            f"{margins}. Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: "
+            f"the gap between the candidate's agreement with the reference and the mean of both models' own "
+            f"noise floors.")
 
 
 def _alignment_sentence(s) -> str:

@@ -1,4 +1,4 @@
-"""Explanations kept in the on-disk cache, one entry per (model, example, explainer, seed, budget, class)."""
+"""Explanations kept in the on-disk cache, one entry per (model, batching, example, explainer, seed, budget, class)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def _path(model: TaskModel, ex, explainer, seed, budget, target):
     fp = model.fingerprint
     if fp is None:
         return None
-    k = cache.key("explain", EXPLAIN_VERSION, fp, ex.id, ex.text_a, ex.text_b, explainer, seed, budget, target)
+    k = cache.key("explain", EXPLAIN_VERSION, fp, model.batching, ex.id, ex.text_a, ex.text_b, explainer, seed, budget,
+                  target)
     return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
 
 

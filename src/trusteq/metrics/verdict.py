@@ -275,7 +275,11 @@ def decide_explanations(cross, floor, *, measure: str, margins: Mapping[str, flo
         Per explained example, the alignment ``measure`` between the reference's and the candidate's
         explanations; NaN where undefined (such examples are left out and counted).
     floor : ndarray, shape (n,)
-        The same measure between two runs of the reference (its noise floor).
+        The same measure between two runs of one model with different seeds: the comparison passes the mean
+        of the reference's and the candidate's own floors, the agreement two runs of these models reach
+        when nothing but the explainer's noise differs. (Under a model of independent explanation noise
+        the expected cross-model cosine is about the geometric mean of the two floors, which the arithmetic
+        mean bounds from above: a slightly stricter test.) An identical copy has a gap of 0 up to noise.
     """
     from .intervals import mean_interval
 
