@@ -15,11 +15,19 @@ from trusteq.metrics.intervals import mean_interval, paired_accuracy_difference,
 LEVEL = 0.90
 
 
-def _check(hits, label):
+def _check(hits, label, low_miss=None, high_miss=None):
+    """Two-sided coverage at least nominal; each one-sided miss rate (the tail a one-sided decision reads) at
+    most (1 - LEVEL) / 2, both within 3 simulation errors."""
     reps = len(hits)
     coverage = float(np.mean(hits))
-    print(f"\ncoverage {label}: {coverage:.3f} over {reps} repetitions")
+    tails = "" if low_miss is None else f" (low bound above the truth {np.mean(low_miss):.3f}, high bound below " \
+                                        f"{np.mean(high_miss):.3f})"
+    print(f"\ncoverage {label}: {coverage:.3f} over {reps} repetitions{tails}")
     assert coverage >= LEVEL - 3 * np.sqrt(LEVEL * (1 - LEVEL) / reps), (label, coverage)
+    tail = (1 - LEVEL) / 2
+    for miss in (low_miss, high_miss):
+        if miss is not None:
+            assert np.mean(miss) <= tail + 3 * np.sqrt(tail * (1 - tail) / reps), (label, np.mean(miss))
     return coverage
 
 
@@ -50,19 +58,22 @@ def test_calibration_difference_covers(gap_ref, gap_cand):
 
 
 @pytest.mark.parametrize("p_b,p_c,n", [(0.03, 0.03, 300), (0.06, 0.03, 300), (0.0025, 0.0025, 300),
-                                       (0.01, 0.0, 300), (0.02, 0.01, 1725)])
+                                       (0.01, 0.0, 300), (0.02, 0.01, 1725), (0.011, 0.001, 1000),
+                                       (0.011, 0.001, 300)])
 def test_paired_accuracy_difference_covers(p_b, p_c, n):
-    """Discordant cells b (reference right, candidate wrong) and c with known probabilities; truth c - b."""
+    """Discordant cells b (reference right, candidate wrong) and c with known probabilities; truth c - b. The
+    low-discordance cases sit on the default margin (-0.01), where a non-inferiority decision reads the low tail."""
     rng = np.random.default_rng(7)
     truth = p_c - p_b
     cells = rng.multinomial(n, [0.72 - p_b, p_b, p_c, 0.28 - p_c], size=2000)
-    hits = []
+    bounds = []
     for a, b, c, d in cells:
         ref = np.repeat([True, True, False, False], [a, b, c, d])
         cand = np.repeat([True, False, True, False], [a, b, c, d])
-        lo, hi = paired_accuracy_difference(ref, cand, level=LEVEL)["interval"]
-        hits.append(lo <= truth <= hi)
-    _check(hits, f"accuracy difference, b={p_b} c={p_c} (truth {truth:+.4f}), n={n}")
+        bounds.append(paired_accuracy_difference(ref, cand, level=LEVEL)["interval"])
+    lo, hi = np.array(bounds).T
+    _check((lo <= truth) & (truth <= hi), f"accuracy difference, b={p_b} c={p_c} (truth {truth:+.4f}), n={n}",
+           lo > truth, hi < truth)
 
 
 @pytest.mark.parametrize("n", [20, 60, 100])
@@ -74,6 +85,6 @@ def test_mean_interval_covers_a_bounded_skewed_gap(n):
     hits = []
     for rep in range(500):
         values = np.where(rng.random(n) < 0.4, 0.0, -rng.beta(2, 5, n))
-        lo, hi = mean_interval(values, level=LEVEL, n_resamples=1000, seed=rep)["interval"]
-        hits.append(lo <= truth <= hi)
-    _check(hits, f"mean of an alignment gap, n={n}")
+        hits.append(mean_interval(values, level=LEVEL, n_resamples=1000, seed=rep)["interval"])
+    lo, hi = np.array(hits).T
+    _check((lo <= truth) & (truth <= hi), f"mean of an alignment gap, n={n}", lo > truth, hi < truth)

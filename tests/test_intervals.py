@@ -27,15 +27,31 @@ def _newcombe_reference(a, b, c, d, z):
     return -high, -low  # as candidate (second) minus reference (first)
 
 
+def _tango_reference(b, c, n, delta):
+    """Tango (1998) eq. 3-5 for Delta = (b - c)/n, written out again (restricted MLE of the (0, 1) cell)."""
+    aa, bb, cc = 2 * n, -b - c + (2 * n - b + c) * delta, -c * delta * (1 - delta)
+    q = (-bb + np.sqrt(bb ** 2 - 4 * aa * cc)) / (2 * aa)
+    return (b - c - n * delta) / np.sqrt(n * (2 * q + delta * (1 - delta)))
+
+
 @pytest.mark.parametrize("cells", [(36, 12, 2, 0), (263, 15, 3, 20), (100, 0, 0, 200), (5, 3, 7, 1)])
-def test_paired_accuracy_difference_matches_newcombe_reference(cells):
+def test_paired_accuracy_difference_is_the_union_of_newcombe_and_tango(cells):
+    from trusteq.metrics.intervals import _newcombe, _tango
+
     a, b, c, d = cells
+    n = sum(cells)
+    z = 1.959963984540054
+    assert list(_newcombe(a, b, c, d, 0.95)) == pytest.approx(list(_newcombe_reference(a, b, c, d, z)), abs=1e-12)
+    lo, hi = _tango(b, c, n, 0.95)
+    for bound, target in ((-hi, z), (-lo, -z)):  # Delta = (b - c)/n: its low bound solves T = z, its high T = -z
+        if abs(bound) < 1 - 1e-9:
+            assert _tango_reference(b, c, n, bound) == pytest.approx(target, abs=1e-6)
     ref = np.repeat([True, True, False, False], cells)
     cand = np.repeat([True, False, True, False], cells)
     out = paired_accuracy_difference(ref, cand, level=0.95)
-    assert out["value"] == pytest.approx((c - b) / sum(cells))
-    assert out["interval"] == pytest.approx(list(_newcombe_reference(a, b, c, d, 1.959963984540054)), abs=1e-12)
-    assert (out["b"], out["c"]) == (b, c)
+    assert out["value"] == pytest.approx((c - b) / n) and (out["b"], out["c"]) == (b, c)
+    assert out["interval"] == pytest.approx([min(_newcombe(a, b, c, d, 0.95)[0], lo),
+                                             max(_newcombe(a, b, c, d, 0.95)[1], hi)])
     assert out["interval"][0] <= out["value"] <= out["interval"][1]
 
 
