@@ -289,6 +289,7 @@ def _verdict_rows(s):
         for dim_name, dim in v["dimensions"].items():
             for part_name, p in dim["parts"].items():
                 note = f"about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
+                note = "; ".join(x for x in (note, p.get("warning", "")) if x)
                 rows.append([name, _part_name(dim_name, part_name, p), f"{MARKS[p['decision']]} {p['decision']}",
                              f"{p['statistic']:+.3f}", _interval(p),
                              f"{_TEST_SIGNS[p['test']].format(m=p['margin'])} ({p['test']})", note])
