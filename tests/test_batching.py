@@ -55,6 +55,8 @@ def _close(a, b, path=""):
             _close(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
         assert math.isclose(a, b, abs_tol=1e-6) or (math.isnan(a) and math.isnan(b)), (path, a, b)
+    elif path.endswith("n_to_decide"):  # an advisory count derived from the fp32 reference too
+        assert math.isclose(a, b, rel_tol=1e-3), (path, a, b)
     else:
         assert a == b, (path, a, b)
 

@@ -52,7 +52,7 @@ def test_calibration_difference_covers(gap_ref, gap_cand):
     hits = []
     for rep in range(500):
         y, p_ref, p_cand = _two_models(rng, 300, gap_ref, gap_cand)
-        lo, hi = paired_calibration_difference(y, p_ref, p_cand, level=LEVEL, n_resamples=500, seed=rep)["interval"]
+        lo, hi = paired_calibration_difference(y, p_ref, p_cand, level=LEVEL)["interval"]
         hits.append(lo <= truth <= hi)
     _check(hits, f"calibration difference, gaps {gap_ref} -> {gap_cand} (truth {truth:+.4f}), n=300")
 
@@ -85,6 +85,6 @@ def test_mean_interval_covers_a_bounded_skewed_gap(n):
     hits = []
     for rep in range(500):
         values = np.where(rng.random(n) < 0.4, 0.0, -rng.beta(2, 5, n))
-        hits.append(mean_interval(values, level=LEVEL, n_resamples=1000, seed=rep)["interval"])
+        hits.append(mean_interval(values, level=LEVEL)["interval"])
     lo, hi = np.array(hits).T
     _check((lo <= truth) & (truth <= hi), f"mean of an alignment gap, n={n}", lo > truth, hi < truth)

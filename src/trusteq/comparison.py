@@ -311,7 +311,7 @@ def compare(
     timings["explain"] = time.time() - t0
 
     t0 = time.time()
-    for name, v in _verdicts(models, probs, data.y, results, margins, alpha, seed).items():
+    for name, v in _verdicts(models, probs, data.y, results, margins, alpha).items():
         comparisons[name]["verdict"] = v
     timings["verdict"] = time.time() - t0
     timings["total"] = time.time() - started
@@ -530,20 +530,19 @@ def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]
 
 
 def _verdicts(models: list[TaskModel], probs: dict, y: np.ndarray, results: dict[str, ExplainerResult], margins,
-              alpha: float, seed: int) -> dict[str, dict]:
+              alpha: float) -> dict[str, dict]:
     """Per candidate, the verdict of every dimension (see :mod:`trusteq.metrics.verdict`)."""
     ref = models[0].name
     out = {}
     for m in models[1:]:
         dims = {"predictions": decide_predictions(y, probs[ref], probs[m.name], margins=margins, alpha=alpha),
-                "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=alpha,
-                                                  seed=seed)}
+                "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=alpha)}
         for explainer, result in results.items():
             floors = (result.noise_floor.values[VERDICT_MEASURE]
                       + result.candidate_floor(m.name).values[VERDICT_MEASURE])
             dims[f"explanations.{explainer}"] = decide_explanations(
                 result.alignment(m.name).values[VERDICT_MEASURE], floors / 2, measure=VERDICT_MEASURE,
-                margins=margins, alpha=alpha, seed=seed)
+                margins=margins, alpha=alpha)
         out[m.name] = verdict(dims)
     return out
 

@@ -1,7 +1,7 @@
 """Confidence intervals the verdict reads, each checked by simulation (tests/test_coverage.py).
 
 * :func:`mean_interval` - mean of per-example values (alignment gaps, Brier
-  differences): BCa bootstrap (``scipy.stats.bootstrap``; Efron 1987);
+  differences): Student t interval (``scipy.stats.ttest_1samp``);
 * :func:`proportion_interval` - a proportion (flip rate, agreement): Wilson score
   interval (``statsmodels``; Wilson 1927), never of zero width;
 * :func:`paired_accuracy_difference` - difference of two accuracies on the same
@@ -11,8 +11,8 @@
   score interval (Tango 1998), both for paired proportions;
 * :func:`paired_calibration_difference` - difference of two models' squared
   calibration errors: the debiased binned estimator (Kumar, Liang & Ma 2019,
-  "Verified Uncertainty Calibration", Sec. 5; Broecker 2012) with a paired BCa
-  bootstrap.
+  "Verified Uncertainty Calibration", Sec. 5; Broecker 2012) with a paired
+  jackknife interval.
 
 Why squared: the plug-in ECE, sum_b w_b |acc_b - conf_b|, is biased upward at
 small n (about 0.06 for a perfectly calibrated model at n = 300 with 10 bins),
@@ -24,66 +24,61 @@ too, and its intervals cover at their nominal rate (tests/test_coverage.py).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..validation import check_at_least, check_probabilities
+from .calibration import bin_indices
 
 __all__ = ["mean_interval", "proportion_interval", "paired_accuracy_difference", "tango_statistic", "squared_calibration_error",
            "calibration_error", "paired_calibration_difference", "CALIBRATION_ESTIMATOR"]
 
-CALIBRATION_ESTIMATOR = ("debiased squared top-label calibration error, equal-mass bins (Kumar et al. 2019); "
+CALIBRATION_ESTIMATOR = ("debiased squared top-label calibration error, 15 equal-width bins (Kumar et al. 2019); "
                          "calibration_error is its signed square root")
-_RESAMPLES = 2000
-_BATCH = 64  # jackknife/bootstrap rows per batch: bounds memory at n = 10,000
 
 
-def _bootstrap(data: tuple, statistic, *, level: float, seed: int, n_resamples: int) -> list[float]:
-    """Paired BCa interval of ``statistic(*data)`` (scipy.stats.bootstrap, vectorised), degenerate -> [v, v]."""
-    from scipy.stats import bootstrap
+def mean_interval(values, *, level: float = 0.90) -> dict:
+    """Mean of per-example values with its Student t interval.
 
-    value = float(statistic(*data))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = bootstrap(data, statistic, paired=True, vectorized=True, confidence_level=level, method="BCa",
-                        n_resamples=n_resamples, batch=_BATCH, random_state=np.random.default_rng(seed))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # every resample equal (an identical copy)
-        return [value, value]
-    return [min(lo, value), max(hi, value)]
-
-
-def mean_interval(values, *, level: float = 0.90, n_resamples: int = _RESAMPLES, seed: int = 0) -> dict:
-    """Mean of per-example values with its BCa bootstrap interval.
+    Chosen over scipy's BCa, percentile and basic bootstrap by simulation of
+    bounded, skewed and discrete values (many zeros) at n = 20-100: with 10% of
+    values non-zero (like a per-example Brier difference) at n = 100 the t
+    interval covered 0.874 at nominal 0.90, BCa 0.766 (tests/test_coverage.py).
 
     Parameters
     ----------
     values : array-like of float, shape (n,)
-        NaN values are left out (and counted out of ``n``).
+        E.g. per-example alignment gaps in [-2, 2]; NaN values are left out (and counted out of ``n``).
     level : float in (0, 1), default=0.90
-    n_resamples : int, default=2000
-    seed : int, default=0
 
     Returns
     -------
-    dict with ``value`` (mean of the finite values), ``interval`` ([low, high],
-    containing ``value``; [v, v] when every value is v; [None, None] with fewer
-    than 2 finite values), ``n`` (finite values) and ``method``.
+    dict with ``value`` (mean of the finite values; None when there are none),
+    ``interval`` ([low, high] containing ``value``; [v, v] when every value is
+    v; [None, None] with fewer than 2 finite values), ``n`` (finite values) and
+    ``method``. ``mean -/+ t_{n-1} s / sqrt(n)`` (Student 1908), from
+    ``scipy.stats.ttest_1samp(...).confidence_interval``.
+
+    Raises
+    ------
+    ValueError
+        ``values`` not 1-D or infinite.
     """
-    values = np.asarray(values, dtype=np.float64).ravel()
-    finite = values[np.isfinite(values)]
-    out = {"n": int(finite.size), "method": f"BCa bootstrap ({n_resamples} resamples)"}
-    if finite.size == 0:
-        return {"value": None, "interval": [None, None], **out}
-    value = float(finite.mean())
-    if finite.size < 2:
-        return {"value": value, "interval": [None, None], **out}
-    if np.ptp(finite) == 0:
-        return {"value": value, "interval": [value, value], **out}
-    interval = _bootstrap((finite,), lambda x, axis=-1: np.mean(x, axis=axis), level=level, seed=seed,
-                          n_resamples=n_resamples)
-    return {"value": value, "interval": interval, **out}
+    from scipy.stats import ttest_1samp
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"values must be 1-D (n,), got shape {x.shape}")
+    if np.isinf(x).any():
+        raise ValueError(f"values contain infinite values (first at index {int(np.argmax(np.isinf(x)))})")
+    x = x[~np.isnan(x)]
+    out = {"value": float(x.mean()) if x.size else None, "interval": [None, None], "n": int(x.size),
+           "method": "Student t interval"}
+    if x.size >= 2 and np.ptp(x) == 0:
+        out["interval"] = [out["value"], out["value"]]
+    elif x.size >= 2:
+        ci = ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
+        out["interval"] = [float(ci.low), float(ci.high)]
+    return out
 
 
 def proportion_interval(count: int, n: int, *, level: float = 0.90, method: str = "wilson") -> list[float]:
@@ -184,101 +179,83 @@ def _tango(b: int, c: int, n: int, level: float) -> tuple[float, float]:
     return -hi, -lo
 
 
-def _bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-mass bin of each example (stable sort by confidence)."""
-    order = np.argsort(confidence, kind="stable")
-    bins = np.empty(len(confidence), dtype=np.int64)
-    for b, members in enumerate(np.array_split(order, n_bins)):
-        bins[members] = b
-    return bins
+def _squared_parts(y_true, y_prob, n_bins: int):
+    """Debiased squared calibration error and its n leave-one-out values, shape (n,).
 
-
-def _debiased(bins: np.ndarray, residual: np.ndarray, n_bins: int) -> np.ndarray:
-    """sum_b (n_b / n) (mean_b^2 - s_b^2 / n_b) over the last axis (bins with n_b < 2 left out).
-
-    ``bins`` and ``residual`` (correct - confidence) have shape (..., n). For each
-    bin, mean^2 - s^2/n_b (s^2 with ddof=1) is unbiased for the squared mean
-    residual, so the sum is unbiased for the binned squared calibration error.
+    Per equal-width bin b of the top-label confidence, with r = correct - confidence, S_b and Q_b the sums of
+    r and r^2 over its n_b members: (S_b^2 - Q_b) / (n_b - 1) is unbiased for n_b mu_b^2 (a U-statistic over
+    ordered pairs i != j); bins with fewer than 2 members add 0.
     """
-    shape = bins.shape[:-1]
-    rows = int(np.prod(shape)) if shape else 1
-    flat = (bins.reshape(rows, -1) + n_bins * np.arange(rows)[:, None]).ravel()
-    e = residual.reshape(rows, -1).ravel()
-    size = rows * n_bins
-    count = np.bincount(flat, minlength=size).reshape(rows, n_bins)
-    s1 = np.bincount(flat, weights=e, minlength=size).reshape(rows, n_bins)
-    s2 = np.bincount(flat, weights=e * e, minlength=size).reshape(rows, n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = (s2 - s1 ** 2 / count) / (count - 1)
-        term = (s1 / count) ** 2 - var / count
-    term = np.where(count >= 2, term, 0.0)
-    n = bins.shape[-1]
-    return (count * term).sum(axis=1).reshape(shape) / n
-
-
-def _residuals(y_true, y_prob, n_bins):
     conf = y_prob.max(axis=1)
-    return _bins(conf, n_bins), (y_prob.argmax(axis=1) == y_true) - conf
+    r = (y_prob.argmax(axis=1) == y_true) - conf
+    bins = bin_indices(conf, n_bins=n_bins, strategy="equal_width")
+    m = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    s = np.bincount(bins, weights=r, minlength=n_bins)
+    q = np.bincount(bins, weights=r * r, minlength=n_bins)
+
+    def u(s, q, m):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(m > 1, (s * s - q) / (m - 1), 0.0)
+
+    total, n = u(s, q, m).sum(), len(r)
+    loo = (total - u(s, q, m)[bins] + u(s[bins] - r, q[bins] - r * r, m[bins] - 1)) / (n - 1)
+    return total / n, loo
 
 
-def squared_calibration_error(y_true, y_prob, *, n_bins: int = 10) -> float:
-    """Debiased squared top-label calibration error (Kumar et al. 2019), in about [-1/n, 1].
+def squared_calibration_error(y_true, y_prob, *, n_bins: int = 15) -> float:
+    """Debiased squared top-label calibration error (Kumar, Liang & Ma 2019, Sec. 5), in about [-1/n, 1].
 
-    Confidences are split into ``n_bins`` equal-mass bins; per bin the squared
-    mean residual (correct - confidence) minus its sampling variance. Unbiased
-    for the binned squared calibration error, so it can be slightly negative
-    for a well-calibrated model.
+    Estimates ``CE^2 = sum_b P(bin b) mu_b^2`` with ``mu_b = E[correct - confidence | bin b]`` over ``n_bins``
+    fixed equal-width bins of the confidence (so the estimand does not move with the data). Unbiased, so it
+    can be slightly negative for a well-calibrated model; 0 for a calibrated model, g^2 for a constant gap g.
 
     Raises
     ------
     ValueError
-        Invalid probabilities (see :func:`trusteq.validation.check_probabilities`), n_bins < 1.
+        Invalid probabilities (see :func:`trusteq.validation.check_probabilities`), n < 2, n_bins < 1.
     """
     check_at_least("n_bins", n_bins, 1)
     y_true, y_prob = check_probabilities(y_true, y_prob)
-    return float(_debiased(*_residuals(y_true, y_prob, n_bins), n_bins))
+    check_at_least("number of examples", len(y_true), 2)
+    return float(_squared_parts(y_true, y_prob, n_bins)[0])
 
 
-def calibration_error(y_true, y_prob, *, n_bins: int = 10) -> float:
+def calibration_error(y_true, y_prob, *, n_bins: int = 15) -> float:
     """Signed square root of :func:`squared_calibration_error`: an RMS calibration error in about [-0.1, 1]
     (negative only when sampling noise exceeds the miscalibration)."""
     x = squared_calibration_error(y_true, y_prob, n_bins=n_bins)
     return float(np.sign(x) * np.sqrt(abs(x)))
 
 
-def paired_calibration_difference(y_true, p_ref, p_cand, *, level: float = 0.90, n_bins: int = 10,
-                                  n_resamples: int = _RESAMPLES, seed: int = 0) -> dict:
-    """Candidate-minus-reference squared calibration error, with a paired BCa bootstrap interval.
+def paired_calibration_difference(y_true, p_ref, p_cand, *, level: float = 0.90, n_bins: int = 15) -> dict:
+    """Candidate-minus-reference squared calibration error, with a paired jackknife interval.
 
-    Each model keeps its own equal-mass bins (from the whole sample) in every
-    resample; examples are resampled jointly for both models.
+    ``value = CE^2(candidate) - CE^2(reference)`` (:func:`squared_calibration_error`), unbiased at every
+    truth. Interval: ``value -/+ z se`` with the paired jackknife standard error
+    ``se^2 = (n-1)/n sum_i (d_(i) - d_.)^2`` over the exact leave-one-out differences (Arvesen 1969 for
+    U-statistics; the jackknife variance errs upward, Efron & Stein 1981). Deterministic and O(n). Chosen
+    over a BCa bootstrap with equal-mass bins, whose high bound fell below the truth 7.3% of the time at
+    n = 1,000 (nominal 5%; jackknife 3.0%).
 
     Returns
     -------
-    dict with ``value`` (difference of :func:`squared_calibration_error`, in
-    about [-1, 1]), ``interval`` (containing ``value``; [0, 0] for identical
-    probabilities), ``reference`` and ``candidate`` (each model's squared
-    error), ``method`` and ``estimator``.
+    dict with ``value``, ``interval`` (containing ``value``; [0, 0] for identical probabilities),
+    ``reference`` and ``candidate`` (each model's squared error), ``method`` and ``estimator``.
 
     Raises
     ------
     ValueError
-        Invalid probabilities or shapes that differ.
+        Invalid probabilities, shapes that differ, n < 2.
     """
+    from scipy.stats import norm
+
     y_true, p_ref = check_probabilities(y_true, p_ref)
     _, p_cand = check_probabilities(y_true, p_cand)
     if p_ref.shape != p_cand.shape:
         raise ValueError(f"p_ref {p_ref.shape} and p_cand {p_cand.shape} differ in shape")
-    bins_r, e_r = _residuals(y_true, p_ref, n_bins)
-    bins_c, e_c = _residuals(y_true, p_cand, n_bins)
-
-    def diff(br, er, bc, ec, axis=-1):
-        return _debiased(bc, ec, n_bins) - _debiased(br, er, n_bins)
-
-    ref, cand = float(_debiased(bins_r, e_r, n_bins)), float(_debiased(bins_c, e_c, n_bins))
-    identical = np.array_equal(bins_r, bins_c) and np.array_equal(e_r, e_c)
-    interval = [0.0, 0.0] if identical else _bootstrap((bins_r, e_r, bins_c, e_c), diff, level=level, seed=seed,
-                                                       n_resamples=n_resamples)
-    return {"value": cand - ref, "interval": interval, "reference": ref, "candidate": cand,
-            "method": f"paired BCa bootstrap ({n_resamples} resamples), bins fixed per model",
-            "estimator": CALIBRATION_ESTIMATOR}
+    check_at_least("number of examples", len(y_true), 2)
+    (ref, loo_ref), (cand, loo_cand) = _squared_parts(y_true, p_ref, n_bins), _squared_parts(y_true, p_cand, n_bins)
+    d, loo, n = cand - ref, loo_cand - loo_ref, len(y_true)
+    half = float(norm.ppf(0.5 + level / 2) * np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    return {"value": float(d), "interval": [float(d - half), float(d + half)], "reference": float(ref),
+            "candidate": float(cand), "method": "paired jackknife normal interval", "estimator": CALIBRATION_ESTIMATOR}

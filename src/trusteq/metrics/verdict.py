@@ -203,8 +203,8 @@ def redecide(stored: dict, margins: Mapping[str, float]) -> dict:
 
 
 #: Fewer explained pairs than this get a warning with the explanation verdict: with 5% of pairs in complete
-#: disagreement and the true mean gap on the margin, the BCa interval said "equivalent" 12% of the time at n = 40
-#: and 6% at n = 100 (nominal 5%; statistics review of this module).
+#: disagreement and the true mean gap on the margin, a bootstrap interval said "equivalent" 12% of the time at
+#: n = 40 and 6% at n = 100 (nominal 5%; statistics review of this module); no interval of a mean fixes that.
 SMALL_EXPLAINED = 100
 
 
@@ -245,7 +245,7 @@ def decide_predictions(y_true, p_ref, p_cand, *, margins: Mapping[str, float], a
     })
 
 
-def decide_calibration(y_true, p_ref, p_cand, *, margins: Mapping[str, float], alpha: float, seed: int = 0) -> dict:
+def decide_calibration(y_true, p_ref, p_cand, *, margins: Mapping[str, float], alpha: float) -> dict:
     """Calibration dimension: calibration error added (TOST, margin ``calibration``) and Brier score
     difference (non-superiority, margin ``brier``: a proper score that may not get worse).
 
@@ -259,11 +259,11 @@ def decide_calibration(y_true, p_ref, p_cand, *, margins: Mapping[str, float], a
 
     level = _level(alpha)
     n = len(y_true)
-    cal = paired_calibration_difference(y_true, p_ref, p_cand, level=level, seed=seed)
+    cal = paired_calibration_difference(y_true, p_ref, p_cand, level=level)
     root = lambda x: float(np.sign(x) * np.sqrt(abs(x)))  # noqa: E731 - monotone: decisions unchanged
     onehot = np.eye(p_ref.shape[1])[y_true]
     brier = mean_interval(np.sum((p_cand - onehot) ** 2, axis=1) - np.sum((p_ref - onehot) ** 2, axis=1),
-                          level=level, seed=seed)
+                          level=level)
     calibration = part(root(cal["value"]), [root(x) for x in cal["interval"]], margin=margins["calibration"],
                        test="TOST", n=n, margin_name="calibration", method=cal["method"], estimator=cal["estimator"],
                        reference=root(cal["reference"]), candidate=root(cal["candidate"]))
@@ -277,8 +277,7 @@ def decide_calibration(y_true, p_ref, p_cand, *, margins: Mapping[str, float], a
     })
 
 
-def decide_explanations(cross, floor, *, measure: str, margins: Mapping[str, float], alpha: float,
-                        seed: int = 0) -> dict:
+def decide_explanations(cross, floor, *, measure: str, margins: Mapping[str, float], alpha: float) -> dict:
     """Explanations dimension of one explainer: per-example gap ``cross - floor`` (non-inferiority, margin
     ``explanation``: the candidate may agree with the reference less than the reference agrees with itself
     by at most the margin; agreeing more is no fault).
@@ -298,7 +297,7 @@ def decide_explanations(cross, floor, *, measure: str, margins: Mapping[str, flo
     from .intervals import mean_interval
 
     gap = np.asarray(cross, dtype=np.float64) - np.asarray(floor, dtype=np.float64)
-    m = mean_interval(gap, level=_level(alpha), seed=seed)
+    m = mean_interval(gap, level=_level(alpha))
     extra = {}
     if m["n"] < SMALL_EXPLAINED:
         extra["warning"] = (f"{m['n']} explained pairs: a candidate that disagrees completely on a few percent of "
