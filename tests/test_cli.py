@@ -218,7 +218,7 @@ def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
 
 def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_models, shared_data, tmp_path):
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
-                        limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=40, explain_limit=4,
+                        limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=120, explain_limit=4,
                         explain_repeats=3, n_boot=50, progress=False)
     s = r.summary["settings"]
     assert s["explain_seeds"]["noise_floor"] == [[0, 1], [3, 4], [6, 7]]
@@ -252,12 +252,17 @@ def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_model
                                                   + np.mean([cosines(run("small", 3 * k + 1), run("small", 3 * k + 2))
                                                              for k in range(3)], axis=0)) / 2)
     assert gap["statistic"] == pytest.approx(expected)
-    # SHAP Partition is deterministic: computed once per model, every run shares it, no seed spread
+    # SHAP follows the same seeds; an exact explanation is shared by every seed, an estimated one is seeded
     shap = r.explanations["shap"]
-    assert "repeat_means" not in r["comparisons"]["small"]["alignment"]["shap"]["cosine"]
-    assert [(x.model, x.seed) for x in shap.runs] == [("ref", 0), ("ref", 1), ("small", 1), ("small", 2)]
-    assert all(np.array_equal(x.weights, y.weights) for x, y in zip(shap.run("small", 1).explanations,
-                                                                    shap.run("small", 2).explanations))
+    assert [(x.model, x.seed) for x in shap.runs] == [(x.model, x.seed) for x in lime.runs]
+    from trusteq.explain import REGISTRY
+
+    pairs = list(zip(shap.run("small", 1).explanations, shap.run("small", 2).explanations))
+    assert [REGISTRY["shap"].exact(x.features, 120) for x, _ in pairs] == [False, True, False, False]
+    for x, y in pairs:
+        assert np.array_equal(x.weights, y.weights) == REGISTRY["shap"].exact(x.features, 120)
+    record = r["settings"]["explain_exact"]["shap"]
+    assert (record["exact"], record["budget_limited"]) == (1, 3) and record["evaluations_max"] <= 120
     from trusteq.report import write_report
 
     md = (write_report(r, tmp_path / "rep").parent / "report.md").read_text()
@@ -265,7 +270,7 @@ def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_model
     assert "noise floor: small vs itself (3 seeds)" in md
 
 
-def test_shap_blocks_resume_from_a_partly_filled_cache(nli_models, shared_data, monkeypatch):
+def test_shap_resumes_from_a_partly_filled_cache(nli_models, shared_data, monkeypatch):
     from trusteq import cache
     from trusteq.explain import _cached
 
@@ -288,7 +293,7 @@ def test_shap_blocks_resume_from_a_partly_filled_cache(nli_models, shared_data, 
                         lambda models, examples, *a, **kw: calls.append((sorted(models), [e.id for e in examples]))
                         or real(models, examples, *a, **kw))
     second = trusteq.compare(*args, **kwargs)
-    assert calls == [(["small"], [e.example_id for e in lost])]  # one block call, only what was lost
+    assert calls == [(["small"], [e.example_id]) for e in lost]  # only what was lost
     for run in first.explanations["shap"].runs:
         again = second.explanations["shap"].run(run.model, run.seed).explanations
         for x, y in zip(run.explanations, again):

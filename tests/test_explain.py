@@ -10,7 +10,7 @@ from scipy.cluster.hierarchy import is_valid_linkage
 
 from conftest import NLI
 from trusteq.data import Example
-from trusteq.explain import Lockstep, explain_examples, pair_linkage, render, segment
+from trusteq.explain import REGISTRY, exact_cost, explain_examples, pair_linkage, render, segment
 from trusteq.models import TaskModel, load_model
 
 
@@ -104,14 +104,14 @@ def and_model(pairs):
     return np.array(out)
 
 
-@pytest.mark.parametrize("explainer", ["lime", "shap-permutation"])
-def test_seeded_and_order_independent(explainer):
+@pytest.mark.parametrize("explainer,budget", [("lime", 120), ("shap-permutation", 120), ("shap", 30)])
+def test_seeded_and_order_independent(explainer, budget):
     models = {"kw": and_model}
-    a = explain_examples(models, EX, [0, 2], explainer=explainer, seed=5, n_samples=120)["kw"]
-    b = explain_examples(models, EX[::-1], [2, 0], explainer=explainer, seed=5, n_samples=120)["kw"][::-1]
+    a = explain_examples(models, EX, [0, 2], explainer=explainer, seed=5, n_samples=budget)["kw"]
+    b = explain_examples(models, EX[::-1], [2, 0], explainer=explainer, seed=5, n_samples=budget)["kw"][::-1]
     for x, y in zip(a, b):
         assert np.array_equal(x.weights, y.weights)
-    c = explain_examples(models, EX, [0, 2], explainer=explainer, seed=6, n_samples=120)["kw"]
+    c = explain_examples(models, EX, [0, 2], explainer=explainer, seed=6, n_samples=budget)["kw"]
     assert not all(np.array_equal(x.weights, y.weights) for x, y in zip(a, c))
 
 
@@ -146,62 +146,81 @@ def test_bad_arguments():
         explain_examples({}, EX, [0], explainer="lime")
 
 
-def test_lockstep_joins_one_call_per_thread_per_round():
-    calls = []
+@pytest.mark.parametrize("n_a,n_b", [(1, 1), (3, 2), (7, 5), (14, 7), (20, 21), (30, 30)])
+def test_exact_cost_is_what_shap_spends_on_a_full_expansion(n_a, n_b):
+    import shap
+
+    d = n_a + n_b
+    rng = np.random.default_rng(d)
+    w, inter = rng.normal(size=d), rng.normal(size=(d, d)) * 0.1
+    calls = [0]
+
+    def f(x):
+        calls[0] += len(x)
+        p = 1 / (1 + np.exp(-(x @ w + np.einsum("ni,ij,nj->n", x, inter, x))))
+        return np.stack([p, 1 - p], axis=1)
+    explainer = shap.PartitionExplainer(f, shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, n_b)))
+    cost = exact_cost(n_a, n_b)
+    at_cost = explainer(np.ones((1, d)), max_evals=cost, silent=True).values[0]
+    assert calls[0] == cost
+    beyond = explainer(np.ones((1, d)), max_evals=10 * cost, silent=True).values[0]
+    assert calls[0] == 2 * cost  # nothing left to expand
+    assert np.allclose(at_cost, beyond, atol=1e-12)
+    assert exact_cost(20, 21) == 1500 and exact_cost(30, 30) == 2476
+
+
+def test_shap_is_exact_within_the_budget_and_seed_free():
+    exact = explain_examples({"m": and_model}, EX, [0, 2], explainer="shap", seed=0, n_samples=2000)["m"]
+    again = explain_examples({"m": and_model}, EX, [0, 2], explainer="shap", seed=9, n_samples=500)["m"]
+    for x, y in zip(exact, again):
+        assert REGISTRY["shap"].exact(x.features, 500)
+        assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals
+        n_a = sum(f.sentence == "a" for f in x.features)
+        assert x.n_evals == exact_cost(n_a, len(x.features) - n_a)
+        # Owen values are efficient: they add up to f(pair) - f(empty pair)
+        ex = next(e for e in EX if e.id == x.example_id)
+        empty_pair = render(ex.text_a, ex.text_b, x.features, np.zeros(len(x.features), dtype=bool))
+        full, empty = and_model([(ex.text_a, ex.text_b), empty_pair])
+        assert x.weights.sum() == pytest.approx(full[x.explained_class] - empty[x.explained_class])
+
+
+def test_shap_under_a_binding_budget_is_a_seeded_unbiased_estimate_of_the_exact_values():
+    ex = [Example("long", "the quick brown fox jumps over the lazy dog by the river today",
+                  "a fast brown fox leaps over a sleeping dog", "entailment")]
+    rng = np.random.default_rng(0)
+    feats = segment(ex[0].text_a, ex[0].text_b)
+    w, inter = rng.normal(size=len(feats)), rng.normal(size=(len(feats), len(feats))) * 0.3
 
     def fn(pairs):
-        calls.append(list(pairs))
-        return np.array([[len(a)] for a, _ in pairs])
-    lock = Lockstep(fn, 3)
-    got = {}
-
-    def work(i, n_calls):
-        got[i] = [lock.call(i, [("x" * (10 * i + r), "")] * (i + 1))[:, 0].tolist() for r in range(n_calls)]
-        lock.finish(i)
-    threads = [threading.Thread(target=work, args=(i, n)) for i, n in enumerate([2, 1, 3])]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # each thread gets its own rows back
-    assert got == {0: [[0], [1]], 1: [[10, 10]], 2: [[20] * 3, [21] * 3, [22] * 3]}
-    # round 1 joins all three threads in thread order; later rounds those still running
-    assert [len(c) for c in calls] == [1 + 2 + 3, 1 + 3, 3]
-    assert calls[0][:3] == [("", ""), ("x" * 10, ""), ("x" * 10, "")]
+        out = []
+        for a, b in pairs:
+            x = np.array([float(f.word in (a if f.sentence == "a" else b).split()) for f in feats])
+            p = 1 / (1 + np.exp(-(x @ w + 0.1 * x @ inter @ x)))
+            out.append([p, (1 - p) / 2, (1 - p) / 2])
+        return np.array(out)
+    budget = 100
+    assert not REGISTRY["shap"].exact(feats, budget)
+    exact = explain_examples({"m": fn}, ex, [0], explainer="shap", n_samples=10_000)["m"][0].weights
+    runs = np.array([explain_examples({"m": fn}, ex, [0], explainer="shap", seed=s, n_samples=budget)["m"][0].weights
+                     for s in range(300)])
+    z = (runs.mean(axis=0) - exact) / (runs.std(axis=0, ddof=1) / np.sqrt(len(runs)))
+    assert np.all(np.abs(z) < 4.5)  # 21 features; unbiased for the Owen values
+    assert len({r.tobytes() for r in runs}) == len(runs)  # every seed its own estimate
 
 
-def test_lockstep_passes_model_errors_to_every_thread():
-    def fn(pairs):
-        raise RuntimeError("model broke")
-    lock = Lockstep(fn, 2)
-    errors = []
+def test_shap_under_a_binding_budget_repeats_bit_for_bit_across_runs_and_threads():
+    examples, targets = EX * 2, [0, 2, 2, 0]
+    first = explain_examples({"m": and_model}, examples, targets, explainer="shap", seed=3, n_samples=30)["m"]
+    assert not any(REGISTRY["shap"].exact(e.features, 30) for e in first)
+    results = [None] * 2
 
     def work(i):
-        try:
-            lock.call(i, [("a", "b")])
-        except RuntimeError as exc:
-            errors.append(str(exc))
-        finally:
-            lock.finish(i)
+        results[i] = explain_examples({"m": and_model}, examples[::-1], targets[::-1], explainer="shap", seed=3,
+                                      n_samples=30)["m"][::-1]
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == ["model broke", "model broke"]
-
-
-def test_shap_block_batches_calls_and_matches_one_at_a_time(monkeypatch):
-    calls = []
-
-    def fn(pairs):
-        calls.append(len(pairs))
-        return and_model(pairs)
-    examples = EX * 3
-    together = explain_examples({"m": fn}, examples, [0, 2] * 3, explainer="shap", n_samples=200)["m"]
-    n_together = len(calls)
-    monkeypatch.setattr("trusteq.explain._shap.SHAP_BLOCK", 1)
-    alone = explain_examples({"m": fn}, examples, [0, 2] * 3, explainer="shap", n_samples=200)["m"]
-    for x, y in zip(together, alone):
-        assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals
-    assert n_together < (len(calls) - n_together) / 3  # six examples share each round's call
+    for other in results:
+        assert all(np.array_equal(x.weights, y.weights) for x, y in zip(first, other))

@@ -41,7 +41,7 @@ def _resolve(dotted: str):
 
 def test_every_name_readme_documents_imports():
     names = _documented_names()
-    assert {"trusteq.compare", "trusteq.workshop.pull", "trusteq.explain.SHAP_BLOCK"} <= names
+    assert {"trusteq.compare", "trusteq.workshop.pull", "trusteq.explain.exact_cost"} <= names
     for dotted in sorted(names):
         assert _resolve(dotted) is not None, dotted
 
@@ -51,17 +51,18 @@ def test_layout_names_the_concepts():
 
     assert {"calibration", "agreement", "alignment", "stats"} <= {
         p.stem for p in Path(metrics.__file__).parent.glob("*.py")}
-    assert {"_features", "_lime", "_shap", "_lockstep", "_registry"} <= {
+    assert {"_features", "_lime", "_shap", "_registry"} <= {
         p.stem for p in Path(explain.__file__).parent.glob("*.py")}
     assert {"encoders", "finetune", "compress"} <= {p.stem for p in Path(workshop.__file__).parent.glob("*.py")}
 
 
 def test_registry_describes_every_explainer():
-    from trusteq.explain import EXPLAINERS, REGISTRY
+    from trusteq.explain import EXPLAINERS, REGISTRY, segment
 
     assert EXPLAINERS == ("lime", "shap", "shap-permutation")
-    assert REGISTRY["shap"].deterministic and REGISTRY["shap"].block > 1
-    assert not REGISTRY["lime"].deterministic and REGISTRY["lime"].budget_option == "lime_samples"
+    few, many = segment("a b", "c"), segment(" ".join("w" * k for k in range(1, 30)), "x y z")
+    assert REGISTRY["shap"].exact(few, 500) and not REGISTRY["shap"].exact(many, 500)
+    assert not REGISTRY["lime"].exact(few, 10**6) and REGISTRY["lime"].budget_option == "lime_samples"
     assert REGISTRY["shap-permutation"].budget_option == "shap_evals"
 
 

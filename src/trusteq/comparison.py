@@ -176,9 +176,6 @@ class _Settings:
     def budget(self, explainer: str) -> int:
         return getattr(self, REGISTRY[explainer].budget_option)
 
-    def repeats(self, explainer: str) -> int:
-        return 1 if REGISTRY[explainer].deterministic else self.explain_repeats
-
 
 def compare(
     reference,
@@ -319,7 +316,8 @@ def compare(
     summary = _summary(data, models, settings, boot, explained_ids, runtime, model_section, comparisons,
                        noise_floor, timings)
     summary["settings"].update(alpha=alpha, verdict_level=1 - 2 * alpha, margins=margins,
-                               verdict_measure=VERDICT_MEASURE, batching=batching)
+                               verdict_measure=VERDICT_MEASURE, batching=batching,
+                               explain_exact=_exact_record(results, settings))
     return CompareResult(summary, data, probs, results, explained_ids)
 
 
@@ -455,14 +453,15 @@ def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: 
     floor reference@a with reference@b, each candidate's floor candidate@b
     with candidate@c: every compared pair of runs differs in its perturbations
     (shared perturbations would inflate agreement), and each model's own
-    explanation noise is measured. A deterministic explainer is computed once
-    per model and its runs share it (its floors are 1 by construction).
+    explanation noise is measured. Exact explanations (SHAP where its budget
+    allows) are computed once per model and shared by every seed through the
+    cache: the explainer adds no noise there, and their floor is 1.
     """
     ref, cands = models[0], models[1:]
-    budget, repeats, fixed = s.budget(explainer), s.repeats(explainer), REGISTRY[explainer].deterministic
+    budget, repeats = s.budget(explainer), s.explain_repeats
 
     def run(group, seed, label):
-        out = explain_cached(group, examples, targets, explainer=explainer, seed=s.seed if fixed else seed,
+        out = explain_cached(group, examples, targets, explainer=explainer, seed=seed,
                              budget=budget, progress=progress, label=label)
         return [ExplanationRun(m.name, "reference" if m is ref else "candidate", seed, out[m.name]) for m in group]
 
@@ -585,12 +584,22 @@ def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Boot
 
 def _seeds_record(s: _Settings) -> dict:
     a = [s.seed + 3 * r for r in range(s.explain_repeats)]
-    record = {"reference": [[x, x + 1] for x in a], "candidates": [[x + 1, x + 2] for x in a],
-              "alignment": [[x, x + 1] for x in a], "noise_floor": [[x, x + 1] for x in a],
-              "candidate_floor": [[x + 1, x + 2] for x in a]}
-    for name, spec in REGISTRY.items():
-        if spec.deterministic and name in s.explainers:
-            record[name] = "deterministic: computed once per model, floors 1 by construction"
+    return {"reference": [[x, x + 1] for x in a], "candidates": [[x + 1, x + 2] for x in a],
+            "alignment": [[x, x + 1] for x in a], "noise_floor": [[x, x + 1] for x in a],
+            "candidate_floor": [[x + 1, x + 2] for x in a]}
+
+
+def _exact_record(results: dict[str, ExplainerResult], s: _Settings) -> dict:
+    """Per explainer: explained pairs computed exactly and with a binding budget, and evaluations per explanation."""
+    record = {}
+    for explainer, result in results.items():
+        spec, budget = REGISTRY[explainer], s.budget(explainer)
+        first = result.runs[0].explanations
+        exact = sum(spec.exact(e.features, budget) for e in first)
+        evals = np.array([e.n_evals for r in result.runs for e in r.explanations], dtype=np.float64)
+        record[explainer] = {"exact": int(exact), "budget_limited": len(first) - int(exact),
+                             "evaluations_mean": round(float(evals.mean()), 1) if len(evals) else 0.0,
+                             "evaluations_max": int(evals.max()) if len(evals) else 0}
     return record
 
 

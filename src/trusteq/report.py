@@ -25,7 +25,6 @@ import numpy as np
 from .cache import atomic_write_bytes, atomic_write_text
 from .comparison import CompareResult
 from .display import AlignmentDisplay, ReliabilityDisplay
-from .explain import REGISTRY
 from .metrics.alignment import top_k
 from .validation import check_output_dir
 
@@ -220,7 +219,7 @@ def _alignment_rows(s):
     repeats = s["settings"].get("explain_repeats", 1)
     rows = []
     for explainer in s["settings"]["explainers"]:
-        seeds = f" ({repeats} seeds)" if repeats > 1 and not REGISTRY[explainer].deterministic else ""
+        seeds = f" ({repeats} seeds)" if repeats > 1 else ""
         runs = [(f"{c} vs {s['reference']}{seeds}", s["comparisons"][c].get("alignment", {}).get(explainer, {}))
                 for c in s["comparisons"]]
         runs.append((f"noise floor: {s['reference']} vs itself{seeds}", s["noise_floor"].get(explainer, {})))
@@ -341,10 +340,10 @@ def _verdict_sentence(s) -> str:
 
 def _alignment_sentence(s) -> str:
     st = s["settings"]
-    fixed = [e for e in st["explainers"] if REGISTRY[e].deterministic]
-    caveat = (f" {', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'} deterministic: the noise floor is 1 by "
-              f"construction, so imprecision of the explainer under its evaluation budget counts against the "
-              f"candidates." if fixed else "")
+    caveat = "".join(f" {e}: {r['exact']} of {r['exact'] + r['budget_limited']} explanations exact (the explainer "
+                     f"adds no noise there: floor 1), {r['budget_limited']} estimated within the budget (seeded: "
+                     f"their floor measures the estimate's noise)." for e, r in st.get("explain_exact", {}).items()
+                     if r["exact"])
     return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
             f"samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
             f"at most k words (the last column counts the pairs used). The verdict tests the cosine gap to the "

@@ -314,9 +314,10 @@ class Estimate:
       distillation adds one teacher pass per training pair;
     * int8 export and quantization: 3,000 pairs' worth; pruning: 10 s;
     * predictions: one pass per test pair and model (cached ones are not discounted);
-    * explanations: LIME 0.87 x samples passes (identical masks evaluated once),
-      SHAP Partition min(budget, 0.9 d^2) for d words; the reference runs
-      repeats + 1 LIME and 2 SHAP times, each candidate repeats and 1; perturbed pairs
+    * explanations: LIME 0.87 x samples passes (identical masks evaluated once);
+      SHAP the exact cost of the pair hierarchy where it fits the budget (once per
+      model: shared by every seed), else the permutations that fit the budget; every
+      model runs 2 x repeats times (its own noise floor included); perturbed pairs
       and ONNX Runtime make an explanation pass ~3x cheaper than a test-set pass (1.8x for
       models already in ONNX). Measured on 2 CPU cores with MiniLM-L6 (benchmarks/explain_speed.py).
 
@@ -385,16 +386,28 @@ class Estimate:
         n = min(int(options.get("explain_limit", 100)), len(test))
         repeats = int(options.get("explain_repeats", 1))
         lime = 0.87 * int(options.get("lime_samples", 1000)) if "lime" in explainers else 0.0
-        from .explain import segment
-
-        words = np.array([len(segment(e.text_a, e.text_b)) for e in test.examples[:2000]])
-        shap = float(np.mean(np.minimum(int(options.get("shap_evals", 500)), 0.9 * words ** 2))) \
-            if "shap" in explainers else 0.0
-        for i, m in enumerate(names):
-            passes = n * ((repeats + 1 if i == 0 else repeats) * lime + (2 if i == 0 else 1) * shap)
+        shap_once, shap_per_run = self._shap_costs(test, int(options.get("shap_evals", 500))) \
+            if "shap" in explainers else (0.0, 0.0)
+        for m in names:
+            passes = n * (2 * repeats * (lime + shap_per_run) + shap_once)
             speedup = 1.8 if self._is_onnx(exp, m) else 3.0
             seconds += passes / (speedup * self._rate(experiment, m))
         return seconds
+
+    @staticmethod
+    def _shap_costs(test, budget: int) -> tuple[float, float]:
+        """Mean SHAP evaluations per pair: (exact, computed once per model; estimated, per run)."""
+        from .explain import exact_cost, segment
+
+        once, per_run = [], []
+        for e in test.examples[:2000]:
+            feats = segment(e.text_a, e.text_b)
+            n_a = sum(f.sentence == "a" for f in feats)
+            cost, step = exact_cost(n_a, len(feats) - n_a), 2 * len(feats) + 1
+            exact = cost <= budget
+            once.append(cost if exact else 0)
+            per_run.append(0 if exact else max(budget // step, 1) * step)
+        return float(np.mean(once)), float(np.mean(per_run))
 
     def _is_onnx(self, exp: dict, model: str) -> bool:
         step, args = next(iter(exp["models"][model].items()))

@@ -15,10 +15,12 @@ Explainers (one module each; :data:`REGISTRY` describes them)
 -------------------------------------------------------------
 * ``"lime"`` (:mod:`._lime`): LIME through ``lime.lime_base.LimeBase`` with
   ``LimeTextExplainer``'s settings; seeded.
-* ``"shap"`` (:mod:`._shap`): ``shap.PartitionExplainer`` over a pair-aware
-  hierarchy; deterministic; examples explained in blocks whose model calls
-  are joined (:mod:`._lockstep`).
-* ``"shap-permutation"`` (:mod:`._shap`): ``shap.PermutationExplainer``; seeded.
+* ``"shap"`` (:mod:`._shap`): Owen values over a pair-aware hierarchy, exact
+  (``shap.PartitionExplainer`` fully expanded) where the budget allows it,
+  else estimated by ``shap.PermutationExplainer`` over the same hierarchy;
+  seeded where estimated.
+* ``"shap-permutation"`` (:mod:`._shap`): ``shap.PermutationExplainer``
+  without the hierarchy (Shapley values); seeded.
 
 An explanation is a pure function of (model, examples, settings), so
 :func:`explain_examples` can be spread over processes or machines.
@@ -28,11 +30,9 @@ from __future__ import annotations
 
 from ._cached import explain_cached
 from ._features import WORD, Explanation, Feature, example_seed, render, segment
-from ._lockstep import Lockstep, run_in_lockstep
 from ._registry import EXPLAINERS, REGISTRY, ExplainerSpec
 from ._run import explain_examples
-from ._shap import SHAP_BLOCK, pair_linkage
+from ._shap import exact_cost, pair_linkage
 
-__all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "SHAP_BLOCK", "WORD", "Feature", "Explanation", "segment",
-           "render", "example_seed", "pair_linkage", "explain_examples", "explain_cached", "Lockstep",
-           "run_in_lockstep"]
+__all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "WORD", "Feature", "Explanation", "segment",
+           "render", "example_seed", "pair_linkage", "exact_cost", "explain_examples", "explain_cached"]

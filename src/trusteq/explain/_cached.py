@@ -1,4 +1,8 @@
-"""Explanations kept in the on-disk cache, one entry per (model, batching, example, explainer, seed, budget, class)."""
+"""Explanations kept in the on-disk cache, one entry per (model, batching, example, explainer, seed, budget, class).
+
+An exact explanation (see ``ExplainerSpec.exact``) is kept under neither seed
+nor budget: every seed and every larger budget reuses it.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +18,15 @@ from ._run import explain_examples
 
 __all__ = ["explain_cached", "EXPLAIN_VERSION"]
 
-EXPLAIN_VERSION = 1  # bump when explanation code changes what it computes
+EXPLAIN_VERSION = 2  # bump when explanation code changes what it computes
 
 
 def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer: str, seed: int, budget: int,
                    progress: bool = False, label: str = "") -> dict[str, list[Explanation]]:
-    """Explanations of every model on every example, each cached as soon as its block of examples is done.
+    """Explanations of every model on every example, each cached as soon as it is done.
 
-    Examples are explained in blocks of the explainer's ``block`` size (SHAP
-    Partition joins the model calls of a block); only what the cache lacks is
-    computed, so an interrupted run resumes where it stopped.
+    Only what the cache lacks is computed, so an interrupted run resumes
+    where it stopped.
 
     Returns
     -------
@@ -32,11 +35,9 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
     by_name = {m.name: m for m in models}
     items = list(zip(examples, (int(t) for t in targets)))
     runs: dict[str, list] = {m.name: [None] * len(items) for m in models}
-    block = REGISTRY[explainer].block
     with _progress_bar(len(items), progress, f"{explainer} ({label})") as bar:
-        for start in range(0, len(items), block):
-            todo, paths = _lookup(models, items, range(start, min(start + block, len(items))), runs, explainer,
-                                  seed, budget)
+        for i in range(len(items)):
+            todo, paths = _lookup(models, items, [i], runs, explainer, seed, budget)
             for names, idx in todo.items():
                 result = explain_examples({n: by_name[n] for n in names}, [items[i][0] for i in idx],
                                           [items[i][1] for i in idx], explainer=explainer, seed=seed,
@@ -46,7 +47,7 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
                         if paths[n, i] is not None:
                             cache.save_arrays(paths[n, i], {"weights": e.weights, "n_evals": np.array(e.n_evals)})
                         runs[n][i] = e
-            bar.update(min(block, len(items) - start))
+            bar.update(1)
     return runs
 
 
@@ -75,6 +76,8 @@ def _path(model: TaskModel, ex, explainer, seed, budget, target):
     fp = model.fingerprint
     if fp is None:
         return None
+    if REGISTRY[explainer].exact(segment(ex.text_a, ex.text_b), budget):
+        seed = budget = "exact"
     k = cache.key("explain", EXPLAIN_VERSION, fp, model.batching, ex.id, ex.text_a, ex.text_b, explainer, seed, budget,
                   target)
     return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"

@@ -7,12 +7,17 @@ these specs instead of testing explainer names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
+from ._features import Feature
 from ._lime import explain_lime
-from ._shap import SHAP_BLOCK, explain_partition, explain_permutation
+from ._shap import explain_owen, explain_permutation, is_exact
 
 __all__ = ["ExplainerSpec", "REGISTRY", "EXPLAINERS"]
+
+
+def _never(features: Sequence[Feature], budget: int) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -23,10 +28,12 @@ class ExplainerSpec:
     ----------
     name : str
         The name used in options and reports.
-    deterministic : bool
-        The seed does not change its result: explained once, never repeated over seeds.
-    block : int
-        Examples explained together (their model calls joined); 1: one at a time.
+    exact : callable
+        ``exact(features, budget) -> bool``: the explanation of an example
+        with these word features is exact at this budget, so it depends on
+        neither the seed nor the budget beyond it (computed once per model
+        and shared by every seed; its noise floor is 1 because the explainer
+        adds no noise). Otherwise it is a seeded estimate.
     budget_option : {"lime_samples", "shap_evals"}
         The option of :func:`trusteq.compare` that sets its budget.
     budget_unit : str
@@ -37,18 +44,16 @@ class ExplainerSpec:
     """
 
     name: str
-    deterministic: bool
-    block: int
+    exact: Callable[[Sequence[Feature], int], bool]
     budget_option: str
     budget_unit: str
     run: Callable
 
 
 REGISTRY: dict[str, ExplainerSpec] = {
-    "lime": ExplainerSpec("lime", False, 1, "lime_samples", "samples", explain_lime),
-    "shap": ExplainerSpec("shap", True, SHAP_BLOCK, "shap_evals", "evaluations", explain_partition),
-    "shap-permutation": ExplainerSpec("shap-permutation", False, 1, "shap_evals", "evaluations",
-                                      explain_permutation),
+    "lime": ExplainerSpec("lime", _never, "lime_samples", "samples", explain_lime),
+    "shap": ExplainerSpec("shap", is_exact, "shap_evals", "evaluations", explain_owen),
+    "shap-permutation": ExplainerSpec("shap-permutation", _never, "shap_evals", "evaluations", explain_permutation),
 }
 
 #: Explainer names, in the order options list them.

@@ -32,7 +32,8 @@ def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example],
         Seeds each example's perturbations (through :func:`example_seed`).
     n_samples : int, default=1000
         The explainer's budget: LIME's perturbed samples per example (the
-        original included); SHAP's ``max_evals`` per example.
+        original included); SHAP's evaluations per example (a cap: exact Owen
+        values where they cost at most this, else an estimate with this many).
 
     Returns
     -------

@@ -1,20 +1,32 @@
-"""SHAP over the word features of a pair, with the ``shap`` package's explainers.
+"""SHAP over the word features of a pair: exact Owen values where the budget allows, a seeded estimate where not.
 
-* Partition (``shap.PartitionExplainer``, Owen values over a hierarchy; the
-  paper's choice): the hierarchy (:func:`pair_linkage`) joins adjacent words
-  within a sentence, and the two sentences only at the root. Deterministic:
-  seeds do not change it. shap evaluates a handful of masks per call (about
-  10), so :data:`SHAP_BLOCK` examples are explained in threads whose model
-  calls are joined into one batch per round (:mod:`._lockstep`); which masks
-  share a batch depends only on the inputs, so results stay reproducible.
-* Permutation (``shap.PermutationExplainer``) over plain random permutations
-  (seeded; shap's hierarchy-respecting shuffle draws from numba's unseeded
-  generator), at least 2d+1 evaluations (one forward and backward
-  permutation). It draws from numpy's global generator, so it runs one
-  example at a time.
+Both explainers of ``"shap"`` compute the same quantity, the Owen values of
+the pair hierarchy (:func:`pair_linkage`: adjacent words joined within a
+sentence, the two sentences only at the root), for the explained class:
 
-Both restore numpy's global random state afterwards (shap's ``owen`` breaks
-queue ties with ``np.random.randn``).
+* **exact** when the full expansion of ``shap.PartitionExplainer`` costs at
+  most the budget (:func:`exact_cost`; 20 + 21 words: 1,500 evaluations). The
+  expansion visits every node of the hierarchy in every context, so the values
+  do not depend on the order of expansion, on the seed or on batching.
+* **estimated** otherwise, by ``shap.PermutationExplainer`` over the same
+  hierarchy: permutations consistent with it (each a random order of the two
+  children of every node, run forward and backward), which average to the
+  Owen values (Owen 1977; for a binary hierarchy the sibling of each ancestor
+  precedes with probability 1/2, exactly the contexts the Partition recursion
+  weighs). Seeded: shap's hierarchical shuffle draws from numba's generator,
+  seeded here in the calling thread, so two seeds give two independent
+  estimates and their agreement is a true noise floor.
+
+The cut-short Partition explainer is not used: under a binding budget its
+unexpanded nodes share credit equally (tied weights) and its expansion order
+follows tiny output differences, which measured the budget, not the models.
+
+``"shap-permutation"`` is ``shap.PermutationExplainer`` with no hierarchy
+(Shapley values; plain random permutations), seeded.
+
+Every run restores numpy's global random state (shap's ``owen`` breaks queue
+ties with ``np.random.randn``; it is seeded per example, so runs repeat bit
+for bit).
 """
 
 from __future__ import annotations
@@ -25,12 +37,11 @@ import numpy as np
 
 from ..data import Example
 from ._features import Feature, render
-from ._lockstep import run_in_lockstep
 
-__all__ = ["SHAP_BLOCK", "pair_linkage", "explain_partition", "explain_permutation"]
+__all__ = ["pair_linkage", "exact_cost", "is_exact", "explain_owen", "explain_permutation", "PARTITION_BATCH"]
 
-#: Examples explained together by SHAP Partition (threads per round of batched model calls).
-SHAP_BLOCK = 16
+#: Masks per model call when the hierarchy is fully expanded (the order of expansion does not matter there).
+PARTITION_BATCH = 256
 
 
 def pair_linkage(n_a: int, n_b: int) -> np.ndarray:
@@ -92,35 +103,62 @@ def _sorted_by_height(z: np.ndarray, d: int) -> np.ndarray:
     return z
 
 
-def explain_partition(models: Mapping[str, callable], examples: Sequence[Example],
-                      features: Sequence[list[Feature]], targets: Sequence[int], seeds: Sequence[int],
-                      n_evals: int) -> list[dict[str, tuple]]:
-    """Per example, ``{model name: (Owen values (d,), evaluations)}``; blocks of :data:`SHAP_BLOCK` in lockstep."""
-    items = list(zip(examples, features, (int(t) for t in targets)))
-    per_model = {}
+def exact_cost(n_a: int, n_b: int) -> int:
+    """Model evaluations of the exact Owen values of the pair hierarchy (full Partition expansion).
+
+    shap's Partition recursion evaluates two masks for each visit of an inner
+    node, and a node at depth D is visited in 2**D contexts (each ancestor's
+    sibling present or absent); plus the empty and the full pair. So the cost
+    is 2 + 2 * sum over inner nodes of 2**depth: 1,500 for 20 + 21 words,
+    2,476 for 30 + 30, about 0.6 d**2 to 0.9 d**2 (checked against shap's own
+    count in ``tests/test_explain.py``). d <= 1 costs 2 (or 0 with no word).
+    """
+    d = n_a + n_b
+    if d <= 1:
+        return 2 * d
+    z = pair_linkage(n_a, n_b)
+    depth = {d + len(z) - 1: 0}
+    total = 2
+    for i in range(len(z) - 1, -1, -1):  # parents come after their children in a linkage
+        node_depth = depth[d + i]
+        total += 2 * 2 ** node_depth
+        for child in z[i, :2].astype(int):
+            if child >= d:
+                depth[child] = node_depth + 1
+    return total
+
+
+def is_exact(features: Sequence[Feature], budget: int) -> bool:
+    """Whether SHAP computes exact Owen values for these features within ``budget`` evaluations."""
+    n_a = sum(f.sentence == "a" for f in features)
+    return exact_cost(n_a, len(features) - n_a) <= budget
+
+
+def explain_owen(models: Mapping[str, callable], examples: Sequence[Example], features: Sequence[list[Feature]],
+                 targets: Sequence[int], seeds: Sequence[int], budget: int) -> list[dict[str, tuple]]:
+    """Per example, ``{model name: (Owen values (d,), evaluations)}``: exact within ``budget``, else estimated."""
+    out = []
     with _global_random_state():
-        for name, fn in models.items():
-            per_model[name] = []
-            for start in range(0, len(items), SHAP_BLOCK):
-                block = items[start:start + SHAP_BLOCK]
-                per_model[name] += run_in_lockstep(fn, block, lambda f, ex, feats, t: _partition(f, ex, feats, t,
-                                                                                                   n_evals))
-    return [{name: per_model[name][i] for name in models} for i in range(len(items))]
+        for ex, feats, target, seed in zip(examples, features, targets, seeds):
+            n_a = sum(f.sentence == "a" for f in feats)
+            exact = exact_cost(n_a, len(feats) - n_a) <= budget
+            out.append({name: (_partition(fn, ex, feats, int(target), seed) if exact
+                               else _permutation(fn, ex, feats, int(target), seed, budget, hierarchy=True))
+                        for name, fn in models.items()})
+    return out
 
 
 def explain_permutation(models: Mapping[str, callable], examples: Sequence[Example],
                         features: Sequence[list[Feature]], targets: Sequence[int], seeds: Sequence[int],
-                        n_evals: int) -> list[dict[str, tuple]]:
-    """Per example, ``{model name: (SHAP values (d,), evaluations)}``; one example at a time."""
-    items = list(zip(examples, features, targets, seeds))
+                        budget: int) -> list[dict[str, tuple]]:
+    """Per example, ``{model name: (Shapley value estimates (d,), evaluations)}``; plain permutations."""
     with _global_random_state():
-        per_model = {name: [_permutation(fn, ex, feats, int(t), s, n_evals) for ex, feats, t, s in items]
-                     for name, fn in models.items()}
-    return [{name: per_model[name][i] for name in models} for i in range(len(items))]
+        return [{name: _permutation(fn, ex, feats, int(t), s, budget, hierarchy=False) for name, fn in models.items()}
+                for ex, feats, t, s in zip(examples, features, targets, seeds)]
 
 
 class _global_random_state:
-    """Restore numpy's global random state on exit (shap draws from and may reseed it)."""
+    """Restore numpy's global random state on exit (shap draws from and reseeds it)."""
 
     def __enter__(self):
         self.state = np.random.get_state()
@@ -129,10 +167,28 @@ class _global_random_state:
         np.random.set_state(self.state)
 
 
-def _masked_model(fn, ex, feats, calls: list):
+def _seed_numba(seed: int) -> None:
+    """Seed numba's generator of the calling thread (shap's hierarchical shuffle draws from it)."""
+    global _numba_seed
+    if _numba_seed is None:
+        import numba
+
+        @numba.njit(cache=False)
+        def _seed(s):
+            np.random.seed(s)
+
+        _numba_seed = _seed
+    _numba_seed(seed)
+
+
+_numba_seed = None
+
+
+def _masked_model(fn, ex, feats, target, calls: list):
+    """The explained class's probability for binary feature masks (n, d) -> (n, 1)."""
     def f(x: np.ndarray) -> np.ndarray:
         calls[0] += len(x)
-        return np.asarray(fn([render(ex.text_a, ex.text_b, feats, row > 0.5) for row in x]))
+        return np.asarray(fn([render(ex.text_a, ex.text_b, feats, row > 0.5) for row in x]))[:, [target]]
     return f
 
 
@@ -144,7 +200,14 @@ def _trivial(fn, ex, feats, target):
     return np.array([full[target] - empty[target]]), 2
 
 
-def _partition(fn, ex, feats, target, n_evals):
+def _first_output(values) -> np.ndarray:
+    """(d,) values of the single output (shap drops a trailing axis of length 1 in some explainers)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.reshape(len(values), -1)[:, 0]
+
+
+def _partition(fn, ex, feats, target, seed):
+    """Exact Owen values: the hierarchy fully expanded (``max_evals`` = its :func:`exact_cost`)."""
     import shap
 
     d = len(feats)
@@ -153,20 +216,27 @@ def _partition(fn, ex, feats, target, n_evals):
     n_a = sum(f.sentence == "a" for f in feats)
     calls = [0]
     masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
-    explainer = shap.PartitionExplainer(_masked_model(fn, ex, feats, calls), masker)
-    values = explainer(np.ones((1, d)), max_evals=n_evals, silent=True).values[0]
-    return np.asarray(values)[:, target].astype(np.float64), calls[0]
+    explainer = shap.PartitionExplainer(_masked_model(fn, ex, feats, target, calls), masker)
+    np.random.seed(seed)  # queue ties: they change the order of the additions only, never which are made
+    values = explainer(np.ones((1, d)), max_evals=exact_cost(n_a, d - n_a), batch_size=PARTITION_BATCH,
+                       silent=True).values[0]
+    return _first_output(values), calls[0]
 
 
-def _permutation(fn, ex, feats, target, seed, n_evals):
+def _permutation(fn, ex, feats, target, seed, budget, hierarchy: bool):
+    """Antithetic permutation estimate with ``max(budget, 2d + 1)`` evaluations; over the pair hierarchy or not."""
     import shap
 
     d = len(feats)
     if d <= 1:
         return _trivial(fn, ex, feats, target)
     calls = [0]
-    # No hierarchy here: shap shuffles along a hierarchy with numba's own random state, which its seed does not reach.
-    masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
-    explainer = shap.PermutationExplainer(_masked_model(fn, ex, feats, calls), masker, seed=seed)
-    values = explainer(np.ones((1, d)), max_evals=max(n_evals, 2 * d + 1), silent=True).values[0]
-    return np.asarray(values)[:, target].astype(np.float64), calls[0]
+    if hierarchy:
+        n_a = sum(f.sentence == "a" for f in feats)
+        masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
+        _seed_numba(seed)
+    else:
+        masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
+    explainer = shap.PermutationExplainer(_masked_model(fn, ex, feats, target, calls), masker, seed=seed)
+    values = explainer(np.ones((1, d)), max_evals=max(budget, 2 * d + 1), silent=True).values[0]
+    return _first_output(values), calls[0]
