@@ -7,8 +7,11 @@
 3. calibration of every model and agreement of every candidate with the
    reference, with bootstrap intervals;
 4. explain a seeded sample of examples with every model and every explainer,
-   plus the reference's noise-floor runs, and measure alignment;
-5. the summary: the content of ``report.json``.
+   plus the noise-floor runs, and measure alignment: trusteq's pair-aware
+   explanations (``protocol="pair"``) or the paper's settings
+   (``protocol="paper"``, descriptive only);
+5. the verdict;
+6. the summary: the content of ``report.json``.
 """
 
 from __future__ import annotations
@@ -17,27 +20,35 @@ import platform
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
 from .data import ColumnMap, Dataset, load_dataset
-from .explain import EXPLAINERS, REGISTRY, Explanation, explain_cached
+from .explain import EXPLAINERS, PAPER_EXPLAINERS, REGISTRY, Explanation, explain_cached, explain_paper_cached, \
+    paper_jaccards
 from .metrics.agreement import flip_indicators, kl_divergence, mcnemar_test
 from .metrics.alignment import metric_names, pair_metrics
 from .metrics.calibration import STRATEGIES, UNCHECKED, reliability_diagram
 from .metrics.intervals import CALIBRATION_ESTIMATOR, calibration_error, paired_accuracy_difference, \
     proportion_interval
 from .metrics.stats import Bootstrap
-from .metrics.verdict import check_margins, decide_calibration, decide_explanations, decide_predictions, verdict
+from .metrics.verdict import check_margins, decide_calibration, decide_explanations, decide_predictions, dimension, \
+    undecided, verdict
 from .models import TaskModel, load_model
 from .predict import Predictions, fix_batching, onnx_twin, predict
 from .validation import check_at_least, check_option, check_probabilities
 
-__all__ = ["compare", "CompareResult", "ExplanationRun", "Alignment", "ExplainerResult", "EXPLAIN_CLASSES"]
+__all__ = ["compare", "CompareResult", "ExplanationRun", "Alignment", "ExplainerResult", "EXPLAIN_CLASSES",
+           "PROTOCOLS", "PAPER_REASON"]
 
 EXPLAIN_CLASSES = ("gold", "reference")
+#: Explanation protocols: trusteq's pair-aware explanations, or the paper's settings (descriptive only).
+PROTOCOLS = ("pair", "paper")
+#: Why the explanation dimensions are not decided under the paper protocol (see README, "Why these choices").
+PAPER_REASON = "paper protocol: descriptive only; run --protocol pair for a decision"
 #: Level of the descriptive intervals in the report tables; the verdict uses 1 - 2 alpha.
 REPORT_LEVEL = 0.95
 #: The alignment measure the explanation verdict reads (see README, "The verdict").
@@ -53,13 +64,14 @@ class ExplanationRun:
     model : str
     role : {"reference", "candidate"}
     seed : int
-    explanations : list of Explanation, one per explained example, in order
+    explanations : list of Explanation (pair protocol) or PaperExplanation (paper protocol)
+        One per explained example, in order.
     """
 
     model: str
     role: Literal["reference", "candidate"]
     seed: int
-    explanations: list[Explanation]
+    explanations: list
 
 
 @dataclass
@@ -172,6 +184,7 @@ class _Settings:
     n_boot: int
     max_length: int
     batch_size: int
+    protocol: str = "pair"
 
     def budget(self, explainer: str) -> int:
         return getattr(self, REGISTRY[explainer].budget_option)
@@ -187,8 +200,9 @@ def compare(
     limit: int | None = None,
     skip_invalid: bool = False,
     explainers: Sequence[str] = ("lime", "shap"),
+    protocol: str = "pair",
     lime_samples: int = 1000,
-    shap_evals: int = 500,
+    shap_evals: int = 2500,
     explain_limit: int = 100,
     explain_repeats: int = 1,
     explain_class: str = "gold",
@@ -225,8 +239,19 @@ def compare(
         in ``report.json`` under ``data.dropped``.
     explainers : sequence of {"lime", "shap", "shap-permutation"}, default=("lime", "shap")
         Empty for no explanations.
-    lime_samples, shap_evals : int, default=1000, 500
-        Perturbed samples per LIME explanation; evaluations per SHAP one.
+    protocol : {"pair", "paper"}, default="pair"
+        ``"pair"``: trusteq's pair-aware explanations, decided against both
+        models' noise floors. ``"paper"``: the settings of Rai et al. (2025)
+        (:mod:`trusteq.explain._paper`; "lime" and "shap" only, their budgets
+        in :data:`trusteq.explain.PAPER_BUDGETS`): the reference explained with
+        ``seed`` and ``seed + 1``, candidates with ``seed + 1``, alignment
+        ``paper_jaccard@K`` (K the first ``top_k``) against the reference's
+        floor, no candidate floors; descriptive only, so every explanation
+        dimension of the verdict is inconclusive (:data:`PAPER_REASON`).
+    lime_samples, shap_evals : int, default=1000, 2500
+        Perturbed samples per LIME explanation; the cap on evaluations per
+        SHAP one (exact Owen values where their cost fits, else a seeded
+        estimate with this many evaluations; see :mod:`trusteq.explain._shap`).
     explain_limit : int, default=100
         Explain a seeded random sample of this many evaluated examples.
     explain_repeats : int, default=1
@@ -276,13 +301,13 @@ def compare(
         Bad data, models whose classes do not fit the task, models that
         return invalid probabilities. Raised before anything is written.
     ValueError
-        Invalid settings.
+        Invalid settings, among them an explainer the paper protocol lacks.
     """
     started = time.time()
     if not candidates:
         raise ValueError("at least one candidate model is needed")
     settings = _Settings(tuple(explainers), lime_samples, shap_evals, explain_limit, explain_repeats, explain_class,
-                         tuple(top_k), n_bins, seed, n_boot, max_length, batch_size)
+                         tuple(top_k), n_bins, seed, n_boot, max_length, batch_size, protocol)
     _check_settings(settings)
     margins = check_margins(margins, alpha)
     timings: dict[str, float] = {}
@@ -308,7 +333,7 @@ def compare(
     timings["explain"] = time.time() - t0
 
     t0 = time.time()
-    for name, v in _verdicts(models, probs, data.y, results, margins, alpha).items():
+    for name, v in _verdicts(models, probs, data.y, results, margins, alpha, settings).items():
         comparisons[name]["verdict"] = v
     timings["verdict"] = time.time() - t0
     timings["total"] = time.time() - started
@@ -316,8 +341,10 @@ def compare(
     summary = _summary(data, models, settings, boot, explained_ids, runtime, model_section, comparisons,
                        noise_floor, timings)
     summary["settings"].update(alpha=alpha, verdict_level=1 - 2 * alpha, margins=margins,
-                               verdict_measure=VERDICT_MEASURE, batching=batching,
+                               verdict_measure=VERDICT_MEASURE if protocol == "pair" else None, batching=batching,
                                explain_exact=_exact_record(results, settings))
+    if protocol == "paper":
+        summary["settings"]["paper_measure"] = _paper_measure(settings)
     return CompareResult(summary, data, probs, results, explained_ids)
 
 
@@ -327,6 +354,11 @@ def compare(
 
 def _check_settings(s: _Settings) -> None:
     check_option("explainer(s)", list(s.explainers), EXPLAINERS)
+    check_option("protocol", s.protocol, PROTOCOLS)
+    bad = [e for e in s.explainers if e not in PAPER_EXPLAINERS]
+    if s.protocol == "paper" and bad:
+        raise ValueError(f"explainer(s) {bad} not available with protocol 'paper' (--protocol paper); the paper's "
+                         f"protocol has {list(PAPER_EXPLAINERS)} (--explainers)")
     check_option("explain_class", s.explain_class, EXPLAIN_CLASSES)
     if not s.top_k:
         raise ValueError("at least one top-k value is needed")
@@ -438,11 +470,12 @@ def _explain(models: list[TaskModel], dataset: Dataset, ref_probs: np.ndarray, s
     twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
     runtime = {m.name: record for m, (_, record) in zip(models, twins)}
     fast = [twin for twin, _ in twins]
-    results = {explainer: _explain_one(explainer, fast, examples, targets, s, progress) for explainer in s.explainers}
+    results = {explainer: _explain_one(explainer, fast, examples, targets, s, dataset.task, progress)
+               for explainer in s.explainers}
     return [e.id for e in examples], runtime, results
 
 
-def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: _Settings,
+def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: _Settings, task: str,
                  progress: bool) -> ExplainerResult:
     """Runs and alignments of one explainer.
 
@@ -456,33 +489,52 @@ def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: 
     explanation noise is measured. Exact explanations (SHAP where its budget
     allows) are computed once per model and shared by every seed through the
     cache: the explainer adds no noise there, and their floor is 1.
+
+    Under the paper protocol the candidates are explained with b only (the
+    authors measured no candidate floors) and alignment is the paper's Jaccard.
     """
     ref, cands = models[0], models[1:]
-    budget, repeats = s.budget(explainer), s.explain_repeats
+    explain, measure = _protocol(explainer, s, task)
+    own_floors = s.protocol == "pair"
 
     def run(group, seed, label):
-        out = explain_cached(group, examples, targets, explainer=explainer, seed=seed,
-                             budget=budget, progress=progress, label=label)
+        out = explain(group, examples, targets, seed=seed, progress=progress, label=label)
         return [ExplanationRun(m.name, "reference" if m is ref else "candidate", seed, out[m.name]) for m in group]
 
     runs, alignments = [], {}
-    for r in range(repeats):
+    for r in range(s.explain_repeats):
         a = s.seed + 3 * r
-        of = f", repeat {r + 1}/{repeats}" if repeats > 1 else ""
+        of = f", repeat {r + 1}/{s.explain_repeats}" if s.explain_repeats > 1 else ""
         ref_a, *_ = run([ref], a, "reference" + of)
         ref_b, *cand_b = run(models, a + 1, "candidates and noise floor" + of)
-        cand_c = run(cands, a + 2, "candidate floors" + of) if cands else []
+        cand_c = run(cands, a + 2, "candidate floors" + of) if cands and own_floors else []
         runs += [ref_a, ref_b, *cand_b, *cand_c]
         pairs = [("noise_floor", ref.name, ref_a, ref_b)]
         pairs += [("candidate", m.name, ref_a, b) for m, b in zip(cands, cand_b)]
         pairs += [("candidate_floor", m.name, b, c) for m, b, c in zip(cands, cand_b, cand_c)]
         for kind, name, x, y in pairs:
             alignments.setdefault((kind, name), []).append((x, y))
-    return ExplainerResult(explainer, runs, [_align(kind, name, p, s.top_k) for (kind, name), p in alignments.items()])
+    return ExplainerResult(explainer, runs, [_align(kind, name, p, measure) for (kind, name), p in alignments.items()])
 
 
-def _align(kind, model: str, pairs: list[tuple[ExplanationRun, ExplanationRun]], top_k) -> Alignment:
-    tables = [_alignment_table(a.explanations, b.explanations, top_k) for a, b in pairs]
+def _protocol(explainer: str, s: _Settings, task: str):
+    """The protocol's ``explain(models, examples, targets, *, seed, progress, label) -> {name: explanations}`` and
+    ``measure(a, b) -> {metric: per-example values (n,)}`` of two runs' explanations."""
+    budget = s.budget(explainer)
+    if s.protocol == "paper":
+        k = s.top_k[0]
+        return (partial(explain_paper_cached, task=task, explainer=explainer, budget=budget),
+                lambda a, b: {_paper_measure(s): paper_jaccards(a, b, task, k)})
+    return partial(explain_cached, explainer=explainer, budget=budget), lambda a, b: _alignment_table(a, b, s.top_k)
+
+
+def _paper_measure(s: _Settings) -> str:
+    """The paper's alignment measure under the paper protocol: its top-k word Jaccard at the first ``top_k``."""
+    return f"paper_jaccard@{s.top_k[0]}"
+
+
+def _align(kind, model: str, pairs: list[tuple[ExplanationRun, ExplanationRun]], measure) -> Alignment:
+    tables = [measure(a.explanations, b.explanations) for a, b in pairs]
     return Alignment(kind, model, [(a.seed, b.seed) for a, b in pairs], tables)
 
 
@@ -529,7 +581,7 @@ def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]
 
 
 def _verdicts(models: list[TaskModel], probs: dict, y: np.ndarray, results: dict[str, ExplainerResult], margins,
-              alpha: float) -> dict[str, dict]:
+              alpha: float, s: _Settings) -> dict[str, dict]:
     """Per candidate, the verdict of every dimension (see :mod:`trusteq.metrics.verdict`)."""
     ref = models[0].name
     out = {}
@@ -537,13 +589,28 @@ def _verdicts(models: list[TaskModel], probs: dict, y: np.ndarray, results: dict
         dims = {"predictions": decide_predictions(y, probs[ref], probs[m.name], margins=margins, alpha=alpha),
                 "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=alpha)}
         for explainer, result in results.items():
-            floors = (result.noise_floor.values[VERDICT_MEASURE]
-                      + result.candidate_floor(m.name).values[VERDICT_MEASURE])
-            dims[f"explanations.{explainer}"] = decide_explanations(
-                result.alignment(m.name).values[VERDICT_MEASURE], floors / 2, measure=VERDICT_MEASURE,
-                margins=margins, alpha=alpha)
+            decide = _describe_explanations if s.protocol == "paper" else _decide_explanations
+            dims[f"explanations.{explainer}"] = decide(result, m.name, margins, alpha, s)
         out[m.name] = verdict(dims)
     return out
+
+
+def _decide_explanations(result: ExplainerResult, model: str, margins, alpha: float, s: _Settings) -> dict:
+    """The pair protocol's explanation dimension: the cosine gap to the mean of both models' floors."""
+    floors = result.noise_floor.values[VERDICT_MEASURE] + result.candidate_floor(model).values[VERDICT_MEASURE]
+    return decide_explanations(result.alignment(model).values[VERDICT_MEASURE], floors / 2, measure=VERDICT_MEASURE,
+                               margins=margins, alpha=alpha)
+
+
+def _describe_explanations(result: ExplainerResult, model: str, margins, alpha: float, s: _Settings) -> dict:
+    """The paper protocol's explanation dimension: not decided (inconclusive, :data:`PAPER_REASON`, no interval).
+
+    Jaccard@10 could not tell a candidate relying on entirely different words from the noise floor on the
+    controls (0.47 vs 0.52), so no margin on it would make a test worth its name."""
+    measure = _paper_measure(s)
+    n = len(result.alignment(model).values[measure])
+    return dimension({measure: undecided(PAPER_REASON, margin=margins["explanation"], test="non-inferiority", n=n,
+                                         margin_name="explanation", measure=measure)})
 
 
 # ---------------------------------------------------------------------------
@@ -568,7 +635,7 @@ def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Boot
         "settings": {
             "n_bins": s.n_bins, "binning": list(STRATEGIES), "top_k": list(s.top_k), "explainers": list(s.explainers),
             "lime_samples": s.lime_samples, "shap_evals": s.shap_evals, "explained_examples": len(explained_ids),
-            "explain_class": s.explain_class, "explain_repeats": s.explain_repeats,
+            "explain_class": s.explain_class, "explain_repeats": s.explain_repeats, "protocol": s.protocol,
             "explain_seeds": _seeds_record(s),
             "explain_runtime": runtime,
             "max_length": s.max_length,
@@ -584,22 +651,26 @@ def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Boot
 
 def _seeds_record(s: _Settings) -> dict:
     a = [s.seed + 3 * r for r in range(s.explain_repeats)]
+    if s.protocol == "paper":  # no candidate floors
+        return {"reference": [[x, x + 1] for x in a], "candidates": [[x + 1] for x in a],
+                "alignment": [[x, x + 1] for x in a], "noise_floor": [[x, x + 1] for x in a]}
     return {"reference": [[x, x + 1] for x in a], "candidates": [[x + 1, x + 2] for x in a],
             "alignment": [[x, x + 1] for x in a], "noise_floor": [[x, x + 1] for x in a],
             "candidate_floor": [[x + 1, x + 2] for x in a]}
 
 
 def _exact_record(results: dict[str, ExplainerResult], s: _Settings) -> dict:
-    """Per explainer: explained pairs computed exactly and with a binding budget, and evaluations per explanation."""
+    """Per explainer: explained pairs computed exactly and with a binding budget (pair protocol only), and
+    evaluations per explanation."""
     record = {}
     for explainer, result in results.items():
-        spec, budget = REGISTRY[explainer], s.budget(explainer)
-        first = result.runs[0].explanations
-        exact = sum(spec.exact(e.features, budget) for e in first)
         evals = np.array([e.n_evals for r in result.runs for e in r.explanations], dtype=np.float64)
-        record[explainer] = {"exact": int(exact), "budget_limited": len(first) - int(exact),
-                             "evaluations_mean": round(float(evals.mean()), 1) if len(evals) else 0.0,
+        record[explainer] = {"evaluations_mean": round(float(evals.mean()), 1) if len(evals) else 0.0,
                              "evaluations_max": int(evals.max()) if len(evals) else 0}
+        if s.protocol == "pair":
+            spec, budget, first = REGISTRY[explainer], s.budget(explainer), result.runs[0].explanations
+            exact = int(sum(spec.exact(e.features, budget) for e in first))
+            record[explainer] = {"exact": exact, "budget_limited": len(first) - exact, **record[explainer]}
     return record
 
 

@@ -114,10 +114,16 @@ class AlignmentDisplay:
     @classmethod
     def from_alignments(cls, alignments: Sequence, metric: str, *, reference: str, title: str | None = None,
                         ax=None) -> "AlignmentDisplay":
-        """From :class:`trusteq.comparison.Alignment` objects (candidates and noise floor), then :meth:`plot`."""
-        values = {(f"noise floor\n({a.model})" if a.kind == "noise_floor" else a.model): a.values[metric]
+        """From :class:`trusteq.comparison.Alignment` objects (candidates and noise floors), then :meth:`plot`.
+
+        ``metric`` is a key of each alignment's ``values`` (e.g. "cosine", "jaccard@10", "paper_jaccard@10");
+        floors (the reference's, and a candidate's own where measured) are labelled "noise floor (model)".
+        """
+        values = {(a.model if a.kind == "candidate" else f"noise floor\n({a.model})"): a.values[metric]
                   for a in alignments}
-        label = metric.replace("jaccard@", "top-") + (" Jaccard" if metric.startswith("jaccard@") else " similarity")
+        name, _, k = metric.partition("@")
+        label = {"jaccard": f"top-{k} Jaccard", "paper_jaccard": f"the paper's top-{k} word Jaccard"}.get(
+            name, f"{metric} similarity")
         return cls(values, metric_label=f"{label} with {reference}", title=title).plot(ax=ax)
 
     def plot(self, *, ax=None) -> "AlignmentDisplay":

@@ -9,6 +9,12 @@ Files (each written atomically: temporary file, then rename):
 * ``reliability.png``, ``alignment.png`` - the figures;
 * ``predictions.csv`` - ``example_id,model,label,prob_<class>...``;
 * ``explanations.jsonl`` - one line per (example, model, explainer, seed).
+
+Under the paper protocol (``settings.protocol == "paper"``) the alignment
+table and figure show the paper's Jaccard, the explanation verdict rows show
+why they are undecided, ``explanations.jsonl`` holds the authors' (word,
+weight) lists, and the per-example word highlights are left out (their words
+belong to the merged text, not to one sentence).
 """
 
 from __future__ import annotations
@@ -143,9 +149,18 @@ def _reliability_figure(result: CompareResult) -> bytes:
     return _png(fig)
 
 
+def _measure(s) -> str:
+    """The per-example alignment measure figures and the example view read: the verdict's, or the paper's."""
+    return s["settings"]["verdict_measure"] or s["settings"]["paper_measure"]
+
+
+def _paper(s) -> bool:
+    return s["settings"].get("protocol", "pair") == "paper"
+
+
 def _alignment_figure(result: CompareResult) -> bytes:
     s = result.summary
-    metric = s["settings"]["verdict_measure"]
+    metric = _measure(s)
     if not result.explanations:
         fig = _figure(figsize=(5, 1.5))
         ax = fig.subplots()
@@ -211,6 +226,8 @@ _SHORT = {"cosine": "cosine (verdict)", "jaccard": "Jaccard", "feature_agreement
 
 def _alignment_rows(s):
     """Descriptive alignment table; every metric is in report.json, the table shows the main ones."""
+    if _paper(s):
+        return _paper_alignment_rows(s)
     ks = s["settings"]["top_k"]
     metrics = ["cosine", *[f"jaccard@{k}" for k in ks], f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
                f"sign_agreement@{ks[0]}", "spearman", "rbo"]
@@ -232,9 +249,30 @@ def _alignment_rows(s):
     return head, rows
 
 
+def _paper_alignment_rows(s):
+    """The paper protocol's table: each candidate's paper Jaccard with the reference, and the reference's floor."""
+    measure, n = s["settings"]["paper_measure"], s["settings"]["explained_examples"]
+    head = ["explainer", "run", f"the paper's Jaccard@{measure.split('@')[1]}", "examples"]
+    rows = []
+    for explainer in s["settings"]["explainers"]:
+        runs = [(f"{c} vs {s['reference']}", s["comparisons"][c].get("alignment", {}).get(explainer, {}))
+                for c in s["comparisons"]]
+        runs.append((f"noise floor: {s['reference']} vs itself", s["noise_floor"].get(explainer, {})))
+        rows += [[explainer, label, _fmt_seeds(a.get(measure)), f"{(a.get(measure) or {}).get('n', 0)} of {n}"]
+                 for label, a in runs]
+    return head, rows
+
+
 def _seeds_sentence(s) -> str:
     """Which seeds explained what, for the alignment section of report.md and report.html."""
     seed, repeats = s["seed"], s["settings"].get("explain_repeats", 1)
+    if _paper(s):
+        more = (f" Repeated {repeats} times with seeds {seed} + 3r and {seed} + 3r + 1; values are means over "
+                f"repeats, ± the standard deviation of the repeat means." if repeats > 1 else "")
+        return (f"The reference is explained with seeds {seed} and {seed + 1}, the candidates with seed {seed + 1}: "
+                f"a candidate's alignment compares reference@{seed} with candidate@{seed + 1}, the reference's "
+                f"noise floor reference@{seed} with reference@{seed + 1}; no candidate floors (the authors "
+                f"measured none).{more}")
     if repeats == 1:
         return (f"The reference is explained with seeds {seed} and {seed + 1}, the candidates with seeds {seed + 1} "
                 f"and {seed + 2}: a candidate's alignment compares reference@{seed} with candidate@{seed + 1}, the "
@@ -269,12 +307,18 @@ MARKS = {"equivalent": "✓", "not equivalent": "✗", "inconclusive": "?"}
 def _part_name(dimension: str, name: str, p: dict) -> str:
     if name == "gap":
         return f"{dimension}: {p['measure']} gap to the noise floors"
+    if p.get("reason"):
+        return f"{dimension}: {p.get('measure', name)} (descriptive)"
     return f"{dimension}: {_PART_NAMES.get(name, name)}"
 
 
 def _interval(p) -> str:
-    lo, hi = p["interval"]
+    lo, hi = p["interval"] or (None, None)
     return "n/a" if lo is None else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def _statistic(p) -> str:
+    return "n/a" if p["statistic"] is None else f"{p['statistic']:+.3f}"
 
 
 def _verdict_rows(s):
@@ -288,9 +332,9 @@ def _verdict_rows(s):
         for dim_name, dim in v["dimensions"].items():
             for part_name, p in dim["parts"].items():
                 note = f"about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
-                note = "; ".join(x for x in (note, p.get("warning", "")) if x)
+                note = "; ".join(x for x in (p.get("reason", ""), note, p.get("warning", "")) if x)
                 rows.append([name, _part_name(dim_name, part_name, p), f"{MARKS[p['decision']]} {p['decision']}",
-                             f"{p['statistic']:+.3f}", _interval(p),
+                             _statistic(p), _interval(p),
                              f"{_TEST_SIGNS[p['test']].format(m=p['margin'])} ({p['test']})", note])
     return head, rows
 
@@ -318,6 +362,8 @@ def _findings(s) -> list[str]:
             if p["decision"] == "not equivalent":
                 text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} is outside its margin ({p['test']}, "
                             f"{p['margin']})")
+            elif p.get("reason"):
+                text.append(f"{label}: not decided ({p['reason']})")
             elif p["decision"] == "inconclusive":
                 more = f"; about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
                 text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} neither within nor outside its margin "
@@ -330,16 +376,25 @@ def _verdict_sentence(s) -> str:
     """How the verdict was reached, for report.md and report.html."""
     st = s["settings"]
     margins = ", ".join(f"{k} {v}" for k, v in st["margins"].items())
+    explanations = _PAPER_VERDICT if _paper(s) else (
+        f"Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: the gap between "
+        f"the candidate's agreement with the reference and the mean of both models' own noise floors.")
     return (f"Each decision is an equivalence test at alpha {st['alpha']}: the {st['verdict_level']:.0%} interval of "
             f"the candidate-minus-reference statistic inside the margin is equivalent, entirely outside is not "
             f"equivalent, otherwise inconclusive; a candidate is equivalent only if every test is. Margins: "
-            f"{margins}. Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: "
-            f"the gap between the candidate's agreement with the reference and the mean of both models' own "
-            f"noise floors.")
+            f"{margins}. {explanations}")
+
+
+_PAPER_VERDICT = ("Explanations were computed with the paper's protocol, whose measure is descriptive: each "
+                  "explanation dimension is inconclusive, not tested (on controls, the paper's Jaccard@10 could not "
+                  "tell a candidate relying on entirely different words from the noise floor); run --protocol pair "
+                  "for a decision.")
 
 
 def _alignment_sentence(s) -> str:
     st = s["settings"]
+    if _paper(s):
+        return _paper_alignment_sentence(s)
     caveat = "".join(f" {e}: {r['exact']} of {r['exact'] + r['budget_limited']} explanations exact (the explainer "
                      f"adds no noise there: floor 1), {r['budget_limited']} estimated within the budget (seeded: "
                      f"their floor measures the estimate's noise)." for e, r in st.get("explain_exact", {}).items()
@@ -348,6 +403,16 @@ def _alignment_sentence(s) -> str:
             f"samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
             f"at most k words (the last column counts the pairs used). The verdict tests the cosine gap to the "
             f"noise floor; the table is descriptive.{caveat}")
+
+
+def _paper_alignment_sentence(s) -> str:
+    st = s["settings"]
+    k = st["paper_measure"].split("@")[1]
+    return (f"Explanations follow the authors' protocol (Rai et al. 2025, arXiv 2508.13533; --protocol paper): LIME "
+            f"(lime.LimeTextExplainer, {st['lime_samples']} samples) and SHAP (shap Text masker, {st['shap_evals']} "
+            f"evaluations) on the merged text of each pair, {st['explained_examples']} examples explained (class: "
+            f"{st['explain_class']}), compared by their top-{k} unique-word Jaccard. {_seeds_sentence(s)} This is "
+            f"the authors' protocol and measure, descriptive: it decides nothing here (see the verdict).")
 
 
 def _markdown(s) -> str:
@@ -425,10 +490,14 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
     s = result.summary
     if not result.explanations or not s["candidates"]:
         return None
+    if _paper(s):
+        return {"legend": "Not shown under the paper protocol: its words belong to the merged text of a pair, not "
+                          "to one sentence. explanations.jsonl holds every explanation's words and weights.",
+                "blocks": []}
     k, seed = s["settings"]["top_k"][0], s["seed"]
     explainer, explained = next(iter(result.explanations.items()))
     first = s["candidates"][0]
-    measure = s["settings"]["verdict_measure"]
+    measure = _measure(s)
     score = explained.alignment(first).values[measure]
     order = np.argsort(np.where(np.isfinite(score), score, 2.0), kind="stable")[:n_shown]
     runs = [explained.run(s["reference"], seed)] + [explained.run(c, seed + 1) for c in s["candidates"]]
@@ -460,7 +529,8 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
     img = lambda b: "data:image/png;base64," + base64.b64encode(b).decode()  # noqa: E731
     alignment = {"text": _alignment_sentence(s), "table": _table(*_alignment_rows(s))} if st["explainers"] else None
     verdicts = [{"name": name, "overall": c["verdict"]["overall"],
-                 "dimensions": [(d, x["decision"]) for d, x in c["verdict"]["dimensions"].items()]}
+                 "dimensions": [(d + (" (not tested: descriptive)" if x.get("reason") else ""), x["decision"])
+                                for d, x in c["verdict"]["dimensions"].items()]}
                 for name, c in s["comparisons"].items()]
     env = Environment(loader=PackageLoader("trusteq", "templates"), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("report.html.j2").render(

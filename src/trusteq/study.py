@@ -386,7 +386,7 @@ class Estimate:
         n = min(int(options.get("explain_limit", 100)), len(test))
         repeats = int(options.get("explain_repeats", 1))
         lime = 0.87 * int(options.get("lime_samples", 1000)) if "lime" in explainers else 0.0
-        shap_once, shap_per_run = self._shap_costs(test, int(options.get("shap_evals", 500))) \
+        shap_once, shap_per_run = self._shap_costs(test, int(options.get("shap_evals", 2500))) \
             if "shap" in explainers else (0.0, 0.0)
         for m in names:
             passes = n * (2 * repeats * (lime + shap_per_run) + shap_once)

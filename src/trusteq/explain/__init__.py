@@ -22,6 +22,13 @@ Explainers (one module each; :data:`REGISTRY` describes them)
 * ``"shap-permutation"`` (:mod:`._shap`): ``shap.PermutationExplainer``
   without the hierarchy (Shapley values); seeded.
 
+The paper's protocol
+--------------------
+:mod:`._paper` reproduces the explanation settings of Rai et al. (2025)
+(LIME and SHAP on the merged text, their top-10 unique-word Jaccard);
+:func:`explain_paper_cached` runs them over models and examples with the
+cache, for ``trusteq.compare(..., protocol="paper")``.
+
 An explanation is a pure function of (model, examples, settings), so
 :func:`explain_examples` can be spread over processes or machines.
 """
@@ -30,9 +37,14 @@ from __future__ import annotations
 
 from ._cached import explain_cached
 from ._features import WORD, Explanation, Feature, example_seed, render, segment
+from ._paper import BUDGETS as PAPER_BUDGETS
+from ._paper import paper_jaccard
+from ._paper_cached import PAPER_EXPLAINERS, PaperExplanation, explain_paper_cached, paper_jaccards
 from ._registry import EXPLAINERS, REGISTRY, ExplainerSpec
 from ._run import explain_examples
 from ._shap import exact_cost, pair_linkage
 
 __all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "WORD", "Feature", "Explanation", "segment",
-           "render", "example_seed", "pair_linkage", "exact_cost", "explain_examples", "explain_cached"]
+           "render", "example_seed", "pair_linkage", "exact_cost", "explain_examples", "explain_cached",
+           "PAPER_EXPLAINERS", "PAPER_BUDGETS", "PaperExplanation", "explain_paper_cached", "paper_jaccard",
+           "paper_jaccards"]

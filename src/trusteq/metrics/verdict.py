@@ -33,8 +33,8 @@ from typing import Iterable, Mapping
 import numpy as np
 
 __all__ = ["EQUIVALENT", "NOT_EQUIVALENT", "INCONCLUSIVE", "DECISIONS", "TESTS", "MARGINS", "MARGIN_REASONS",
-           "decide", "combine", "part", "dimension", "verdict", "redecide", "samples_to_decide", "decide_predictions",
-           "decide_calibration", "decide_explanations", "check_margins"]
+           "decide", "combine", "part", "undecided", "dimension", "verdict", "redecide", "samples_to_decide",
+           "decide_predictions", "decide_calibration", "decide_explanations", "check_margins"]
 
 EQUIVALENT, NOT_EQUIVALENT, INCONCLUSIVE = "equivalent", "not equivalent", "inconclusive"
 DECISIONS = (EQUIVALENT, NOT_EQUIVALENT, INCONCLUSIVE)
@@ -142,13 +142,42 @@ def part(value: float, interval, *, margin: float, test: str, n: int, **extra) -
     return out
 
 
+def undecided(reason: str, *, margin: float, test: str, n: int, **extra) -> dict:
+    """A part that is measured but not tested: ``decision`` inconclusive, ``statistic`` and ``interval`` None,
+    and the ``reason`` (e.g. a descriptive measure that cannot decide). :func:`dimension`, :func:`verdict` and
+    :func:`redecide` take it like any part; no margin ever decides it.
+
+    Parameters
+    ----------
+    reason : str
+        Why there is no test, shown in reports.
+    margin : float
+        The margin a test of this dimension would use (``redecide`` still refuses a looser one).
+    test : {"TOST", "non-inferiority", "non-superiority"}
+    n : int
+        Examples measured.
+    **extra
+        Further keys, such as ``margin_name`` (needed by :func:`redecide`) or ``measure``.
+
+    Raises
+    ------
+    ValueError
+        Unknown test, margin <= 0.
+    """
+    decide((None, None), margin, test)  # validates test and margin
+    return {"decision": INCONCLUSIVE, "statistic": None, "interval": None, "margin": margin, "test": test, "n": n,
+            "reason": reason, **extra}
+
+
 def dimension(parts: Mapping[str, dict]) -> dict:
-    """A dimension made of tested parts; its ``statistic``/``interval``/``margin``/``test`` are those of
-    the part that decides it (the first not equivalent, else the first inconclusive, else the first)."""
+    """A dimension made of tested parts; its ``statistic``/``interval``/``margin``/``test`` (and ``reason``,
+    where the part has one) are those of the part that decides it (the first not equivalent, else the first
+    inconclusive, else the first)."""
     decision = combine(p["decision"] for p in parts.values())
     lead = next((p for p in parts.values() if p["decision"] == decision), next(iter(parts.values())))
     keys = ("statistic", "interval", "margin", "test")
-    return {"decision": decision, **{k: lead[k] for k in keys}, "deciding_part": _name_of(parts, lead),
+    reason = {"reason": lead["reason"]} if "reason" in lead else {}
+    return {"decision": decision, **{k: lead[k] for k in keys}, **reason, "deciding_part": _name_of(parts, lead),
             "parts": dict(parts)}
 
 
@@ -175,6 +204,12 @@ def redecide(stored: dict, margins: Mapping[str, float]) -> dict:
         tighter margin) but a "not equivalent" it produces is not one, which
         suits a gate: it can only fail more.
 
+    Returns
+    -------
+    dict
+        A verdict as :func:`verdict` makes it. A part without an interval
+        (:func:`undecided`) stays as stored: inconclusive, with its reason.
+
     Raises
     ------
     ValueError
@@ -191,6 +226,9 @@ def redecide(stored: dict, margins: Mapping[str, float]) -> dict:
             if margin > p["margin"]:
                 raise ValueError(f"margin {key}={margin} is looser than the report's {p['margin']}; a margin "
                                  f"can only be tightened after the data are seen")
+            if p["interval"] is None:  # an untested part (see undecided): no margin decides it
+                parts[part_name] = dict(p)
+                continue
             parts[part_name] = {**p, **part(p["statistic"], p["interval"], margin=margin, test=p["test"], n=p["n"])}
             if parts[part_name]["decision"] != INCONCLUSIVE:
                 parts[part_name].pop("n_to_decide", None)

@@ -1,0 +1,50 @@
+"""Explanation agreement measures the models, not the explainer (issue #14's design checks).
+
+On real MRPC pairs at the default budgets (LIME 1,000 samples, SHAP at most 2,500
+evaluations), a candidate equal to the reference up to floating-point noise
+(its weights times 1 + 1e-6 N(0, 1)) must sit within the margin of the noise
+floors for every explainer. The identical copy and the "same predictions for
+other reasons" control are in ``test_controls.py``.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+import trusteq
+from conftest import PI, make_bert
+
+
+@pytest.fixture(scope="module")
+def twin_models(tmp_path_factory):
+    import torch
+    from transformers import BertForSequenceClassification
+
+    root = tmp_path_factory.mktemp("twin")
+    ref = make_bert(root / "ref", PI, seed=0)
+    model = BertForSequenceClassification.from_pretrained(ref)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + 1e-6 * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(root / "twin")
+    for f in ref.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "special")):
+            shutil.copy(f, root / "twin" / f.name)
+    return ref, root / "twin"
+
+
+def test_a_floating_point_twin_is_within_margin_of_the_floors_for_every_explainer(twin_models, shared_data):
+    ref, twin = twin_models
+    r = trusteq.compare(str(ref), [str(twin)], shared_data / "mrpc_glue/test.tsv", task="pi", limit=200,
+                        explainers=["lime", "shap"], explain_limit=20, n_boot=50, progress=False)
+    assert r["settings"]["lime_samples"] == 1000 and r["settings"]["shap_evals"] == 2500  # the defaults
+    probs = r.probs
+    assert 0 < np.abs(probs["ref"] - probs["twin"]).max() < 1e-4
+    for explainer in ("lime", "shap"):
+        gap = r["comparisons"]["twin"]["verdict"]["dimensions"][f"explanations.{explainer}"]["parts"]["gap"]
+        assert gap["decision"] == "equivalent", (explainer, gap)
+        assert abs(gap["statistic"]) < 0.02, (explainer, gap)
+    shap = r["settings"]["explain_exact"]["shap"]
+    assert shap["exact"] + shap["budget_limited"] == 20 and shap["exact"] >= 18, shap  # 99% of MRPC pairs exact
