@@ -400,7 +400,7 @@ def _alignment_sentence(s) -> str:
                      f"their floor measures the estimate's noise)." for e, r in st.get("explain_exact", {}).items()
                      if r["exact"])
     return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
-            f"samples, SHAP {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
+            f"samples, SHAP at most {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
             f"at most k words (the last column counts the pairs used). The verdict tests the cosine gap to the "
             f"noise floor; the table is descriptive.{caveat}")
 

@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..data import Example
+from ._shap import _seed_numba
 
 __all__ = ["SEPARATORS", "BUDGETS", "LIME_FEATURES", "PI_SHAP_PATTERN", "DROPPED", "merged_text", "split_merged",
            "paper_model", "paper_masker", "explain_paper_lime", "explain_paper_shap", "paper_top_words",
@@ -268,19 +269,6 @@ def explain_paper_shap(fn, examples: Sequence[Example], targets: Sequence[int], 
     finally:
         np.random.set_state(state)
     return out
-
-
-_NUMBA_SEEDER = None
-
-
-def _seed_numba(seed: int) -> None:
-    """Seed numba's generator for this thread (numpy's ``np.random.seed`` does not reach it)."""
-    global _NUMBA_SEEDER
-    if _NUMBA_SEEDER is None:
-        import numba
-
-        _NUMBA_SEEDER = numba.njit(lambda s: np.random.seed(s))
-    _NUMBA_SEEDER(seed)
 
 
 def paper_top_words(weights: Sequence[tuple[str, float]], task: str, method: str, k: int = 10) -> list[str]:
