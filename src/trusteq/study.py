@@ -397,13 +397,12 @@ class Estimate:
     @staticmethod
     def _shap_costs(test, budget: int) -> tuple[float, float]:
         """Mean SHAP evaluations per pair: (exact, computed once per model; estimated, per run)."""
-        from .explain import exact_cost, segment
+        from .explain import exact_cost, segment, sentence_sizes
 
         once, per_run = [], []
         for e in test.examples[:2000]:
             feats = segment(e.text_a, e.text_b)
-            n_a = sum(f.sentence == "a" for f in feats)
-            cost, step = exact_cost(n_a, len(feats) - n_a), 2 * len(feats) + 1
+            cost, step = exact_cost(*sentence_sizes(feats)), 2 * len(feats) + 1
             exact = cost <= budget
             once.append(cost if exact else 0)
             per_run.append(0 if exact else max(budget // step, 1) * step)

@@ -42,9 +42,9 @@ from ._paper import paper_jaccard
 from ._paper_cached import PAPER_EXPLAINERS, PaperExplanation, explain_paper_cached, paper_jaccards
 from ._registry import EXPLAINERS, REGISTRY, ExplainerSpec
 from ._run import explain_examples
-from ._shap import exact_cost, pair_linkage
+from ._shap import exact_cost, pair_linkage, sentence_sizes
 
 __all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "WORD", "Feature", "Explanation", "segment",
-           "render", "example_seed", "pair_linkage", "exact_cost", "explain_examples", "explain_cached",
+           "render", "example_seed", "pair_linkage", "exact_cost", "sentence_sizes", "explain_examples", "explain_cached",
            "PAPER_EXPLAINERS", "PAPER_BUDGETS", "PaperExplanation", "explain_paper_cached", "paper_jaccard",
            "paper_jaccards"]

@@ -32,54 +32,42 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
     -------
     dict model name -> list of Explanation, in example order.
     """
-    by_name = {m.name: m for m in models}
-    items = list(zip(examples, (int(t) for t in targets)))
-    runs: dict[str, list] = {m.name: [None] * len(items) for m in models}
-    with _progress_bar(len(items), progress, f"{explainer} ({label})") as bar:
-        for i in range(len(items)):
-            todo, paths = _lookup(models, items, [i], runs, explainer, seed, budget)
-            for names, idx in todo.items():
-                result = explain_examples({n: by_name[n] for n in names}, [items[i][0] for i in idx],
-                                          [items[i][1] for i in idx], explainer=explainer, seed=seed,
-                                          n_samples=budget)
-                for n in names:
-                    for e, i in zip(result[n], idx):
-                        if paths[n, i] is not None:
-                            cache.save_arrays(paths[n, i], {"weights": e.weights, "n_evals": np.array(e.n_evals)})
-                        runs[n][i] = e
+    runs: dict[str, list] = {m.name: [] for m in models}
+    spec = REGISTRY[explainer]
+    with _progress_bar(len(examples), progress, f"{explainer} ({label})") as bar:
+        for ex, target in zip(examples, (int(t) for t in targets)):
+            features = segment(ex.text_a, ex.text_b)
+            key = ("exact", "exact") if spec.exact(features, budget) else (seed, budget)
+            paths = {m.name: _path(m, ex, explainer, target, *key) for m in models}
+            hits = {name: cache.load_arrays(path) if path is not None else None for name, path in paths.items()}
+            missing = [m for m in models if hits[m.name] is None]
+            fresh = explain_examples({m.name: m for m in missing}, [ex], [target], explainer=explainer, seed=seed,
+                                     n_samples=budget) if missing else {}
+            for m in models:
+                if m.name in fresh:
+                    e = fresh[m.name][0]
+                    if paths[m.name] is not None:
+                        cache.save_arrays(paths[m.name], {"weights": e.weights, "n_evals": np.array(e.n_evals)})
+                else:
+                    hit = hits[m.name]
+                    e = Explanation(ex.id, m.name, explainer, seed, target, features, hit["weights"],
+                                    int(hit["n_evals"]))
+                runs[m.name].append(e)
             bar.update(1)
     return runs
 
 
-def _lookup(models, items, indices, runs, explainer, seed, budget):
-    """Fill ``runs`` from the cache; return {models still to explain: [example indices]} and their cache paths."""
-    todo: dict[tuple[str, ...], list[int]] = {}
-    paths = {}
-    for i in indices:
-        ex, target = items[i]
-        missing = []
-        for m in models:
-            path = _path(m, ex, explainer, seed, budget, target)
-            hit = cache.load_arrays(path) if path is not None else None
-            if hit is None:
-                missing.append(m.name)
-                paths[m.name, i] = path
-            else:
-                runs[m.name][i] = Explanation(ex.id, m.name, explainer, seed, target, segment(ex.text_a, ex.text_b),
-                                              hit["weights"], int(hit["n_evals"]))
-        if missing:
-            todo.setdefault(tuple(missing), []).append(i)
-    return todo, paths
-
-
-def _path(model: TaskModel, ex, explainer, seed, budget, target):
-    fp = model.fingerprint
-    if fp is None:
+def _path(model: TaskModel, ex, explainer, target, seed, budget):
+    """Cache file of one explanation; an exact one is keyed with seed and budget "exact". None: not cached."""
+    if model.fingerprint is None:
         return None
-    if REGISTRY[explainer].exact(segment(ex.text_a, ex.text_b), budget):
-        seed = budget = "exact"
-    k = cache.key("explain", EXPLAIN_VERSION, fp, model.batching, ex.id, ex.text_a, ex.text_b, explainer, seed, budget,
-                  target)
+    return entry_path("explain", EXPLAIN_VERSION, model.fingerprint, model.batching, ex.id, ex.text_a, ex.text_b,
+                      explainer, seed, budget, target)
+
+
+def entry_path(*parts):
+    """The file of the explanation cache entry keyed by ``parts`` (also used by the paper protocol)."""
+    k = cache.key(*parts)
     return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import cache
 from ..models import TaskModel
-from ._cached import _progress_bar
+from ._cached import _progress_bar, entry_path
 from ._features import example_seed
 from ._paper import explain_paper_lime, explain_paper_shap, paper_jaccard
 
@@ -138,9 +138,8 @@ def _path(model: TaskModel, ex, task, explainer, seed, budget, target):
     fp = model.fingerprint
     if fp is None:
         return None
-    k = cache.key("explain-paper", PAPER_VERSION, fp, model.batching, ex.id, ex.text_a, ex.text_b, task, explainer,
-                  seed, budget, target)
-    return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
+    return entry_path("explain-paper", PAPER_VERSION, fp, model.batching, ex.id, ex.text_a, ex.text_b, task,
+                      explainer, seed, budget, target)
 
 
 def paper_jaccards(a: Sequence[PaperExplanation], b: Sequence[PaperExplanation], task: str, k: int) -> np.ndarray:

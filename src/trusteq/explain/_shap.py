@@ -38,7 +38,7 @@ import numpy as np
 from ..data import Example
 from ._features import Feature, render
 
-__all__ = ["pair_linkage", "exact_cost", "is_exact", "explain_owen", "explain_permutation", "PARTITION_BATCH"]
+__all__ = ["pair_linkage", "exact_cost", "sentence_sizes", "is_exact", "explain_owen", "explain_permutation", "PARTITION_BATCH"]
 
 #: Masks per model call when the hierarchy is fully expanded (the order of expansion does not matter there).
 PARTITION_BATCH = 256
@@ -128,10 +128,15 @@ def exact_cost(n_a: int, n_b: int) -> int:
     return total
 
 
+def sentence_sizes(features: Sequence[Feature]) -> tuple[int, int]:
+    """(n_a, n_b): the word features of sentence a and of sentence b (a's come first)."""
+    n_a = sum(f.sentence == "a" for f in features)
+    return n_a, len(features) - n_a
+
+
 def is_exact(features: Sequence[Feature], budget: int) -> bool:
     """Whether SHAP computes exact Owen values for these features within ``budget`` evaluations."""
-    n_a = sum(f.sentence == "a" for f in features)
-    return exact_cost(n_a, len(features) - n_a) <= budget
+    return exact_cost(*sentence_sizes(features)) <= budget
 
 
 def explain_owen(models: Mapping[str, callable], examples: Sequence[Example], features: Sequence[list[Feature]],
@@ -140,8 +145,7 @@ def explain_owen(models: Mapping[str, callable], examples: Sequence[Example], fe
     out = []
     with _global_random_state():
         for ex, feats, target, seed in zip(examples, features, targets, seeds):
-            n_a = sum(f.sentence == "a" for f in feats)
-            exact = exact_cost(n_a, len(feats) - n_a) <= budget
+            exact = is_exact(feats, budget)
             out.append({name: (_partition(fn, ex, feats, int(target), seed) if exact
                                else _permutation(fn, ex, feats, int(target), seed, budget, hierarchy=True))
                         for name, fn in models.items()})
@@ -213,12 +217,11 @@ def _partition(fn, ex, feats, target, seed):
     d = len(feats)
     if d <= 1:
         return _trivial(fn, ex, feats, target)
-    n_a = sum(f.sentence == "a" for f in feats)
     calls = [0]
-    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
+    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(*sentence_sizes(feats)))
     explainer = shap.PartitionExplainer(_masked_model(fn, ex, feats, target, calls), masker)
     np.random.seed(seed)  # queue ties: they change the order of the additions only, never which are made
-    values = explainer(np.ones((1, d)), max_evals=exact_cost(n_a, d - n_a), batch_size=PARTITION_BATCH,
+    values = explainer(np.ones((1, d)), max_evals=exact_cost(*sentence_sizes(feats)), batch_size=PARTITION_BATCH,
                        silent=True).values[0]
     return _first_output(values), calls[0]
 
@@ -232,8 +235,7 @@ def _permutation(fn, ex, feats, target, seed, budget, hierarchy: bool):
         return _trivial(fn, ex, feats, target)
     calls = [0]
     if hierarchy:
-        n_a = sum(f.sentence == "a" for f in feats)
-        masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(n_a, d - n_a))
+        masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(*sentence_sizes(feats)))
         _seed_numba(seed)
     else:
         masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
