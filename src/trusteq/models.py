@@ -1,6 +1,7 @@
 """Sentence-pair classifiers behind one interface, and their label alignment.
 
-A model is anything that maps a list of ``(text_a, text_b)`` pairs to class
+A model is anything that maps a list of ``(text_a, text_b)`` pairs (``(text, None)``
+for single texts) to class
 probabilities of shape (n, C) in the model's own class order. Three kinds are
 supported:
 
@@ -40,9 +41,32 @@ __all__ = [
     "load_model",
     "align_labels",
     "export_onnx",
+    "encode_texts",
 ]
 
-Pairs = Sequence[tuple[str, str]]
+Pairs = Sequence[tuple[str, str | None]]
+
+
+def encode_texts(tokenizer, pairs: Pairs, **kwargs):
+    """``tokenizer`` called on pairs, or on single texts when every second text is None.
+
+    Parameters
+    ----------
+    pairs : sequence of (str, str or None), length n
+        ``(text_a, text_b)`` of a sentence-pair task, or ``(text, None)`` of a
+        single-text task (``--task text-classification`` with ``--text``).
+
+    Raises
+    ------
+    ValueError
+        Some but not all second texts are None.
+    """
+    a = [p[0] for p in pairs]
+    b = [p[1] for p in pairs]
+    missing = sum(x is None for x in b)
+    if missing and missing != len(b):
+        raise ValueError(f"{missing} of {len(b)} inputs have no second text: pairs and single texts cannot be mixed")
+    return tokenizer(a, None if missing else b, **kwargs)
 
 
 class PairClassifier:
@@ -136,14 +160,12 @@ class _TokenizedClassifier(PairClassifier):
         self.batch_size = int(batch_size)
 
     def _encode(self, pairs: Pairs):
-        a = [p[0] for p in pairs]
-        b = [p[1] for p in pairs]
-        return self.tokenizer(a, b, truncation=True, max_length=self.max_length)
+        return encode_texts(self.tokenizer, pairs, truncation=True, max_length=self.max_length)
 
     def count_truncated(self, pairs: Pairs) -> int:
         if not pairs:
             return 0
-        enc = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation=False)
+        enc = encode_texts(self.tokenizer, pairs, truncation=False)
         return int(sum(len(ids) > self.max_length for ids in enc["input_ids"]))
 
     def _batches(self, pairs: Pairs):

@@ -452,14 +452,15 @@ def _throughput(source: str, pairs, max_length: int) -> float:
 
             run = load_model(folder, max_length=max_length).predict_proba
         else:  # an encoder: a fresh head
+            from .models import encode_texts
             from .workshop.finetune import _new_classifier
 
             tok, model = _new_classifier(folder, ["a", "b"], seed=0)
             model.eval()
 
             def run(batch):
-                enc = tok([a for a, _ in batch], [b for _, b in batch], truncation=True, max_length=max_length,
-                          padding=True, return_tensors="pt")
+                enc = encode_texts(tok, batch, truncation=True, max_length=max_length, padding=True,
+                                   return_tensors="pt")
                 with torch.inference_mode():
                     model(**enc)
         run(pairs)  # warm-up: the first batch of a shape is slower

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..cache import atomic_write_text
 from ..data import ColumnMap, Dataset, as_dataset
+from ..models import encode_texts
 from .encoders import resolve
 
 __all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance"]
@@ -196,8 +197,7 @@ def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path,
                          .encode()).hexdigest()
     ckpt_path = out / CHECKPOINT
     step = _resume(ckpt_path, key, model, opt, sched)
-    enc = tok([a for a, _ in train.pairs], [b for _, b in train.pairs], truncation=True,
-              max_length=settings.max_length)
+    enc = encode_texts(tok, train.pairs, truncation=True, max_length=settings.max_length)
     bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
     model.train()
     while step < total:
