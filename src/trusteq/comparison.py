@@ -28,7 +28,7 @@ import numpy as np
 
 from .data import ColumnMap, Dataset, load_dataset
 from .explain import EXPLAINERS, PAPER_EXPLAINERS, REGISTRY, Explanation, explain_cached, explain_paper_cached, \
-    paper_jaccards
+    PAPER_TASKS, paper_jaccards
 from .metrics.agreement import flip_indicators, kl_divergence, mcnemar_test
 from .metrics.alignment import metric_names, pair_metrics
 from .metrics.calibration import STRATEGIES, UNCHECKED, reliability_diagram
@@ -197,6 +197,7 @@ def compare(
     task: str,
     *,
     columns: ColumnMap | None = None,
+    label_names: Sequence[str] | None = None,
     limit: int | None = None,
     skip_invalid: bool = False,
     explainers: Sequence[str] = ("lime", "shap"),
@@ -229,9 +230,14 @@ def compare(
         One or more candidate (compressed) models.
     data : str, path or Dataset
         A data file or ``hf:NAME`` (see :func:`trusteq.data.load_dataset`).
-    task : {"nli", "pi"}
+    task : {"nli", "pi", "text-classification"}
+        Sentence-pair tasks with standard labels, or any classification of
+        single texts or pairs (see :func:`trusteq.data.load_dataset`).
     columns : ColumnMap, optional
-        Column mapping for generic files.
+        Column mapping for generic files (``text_b=None``: single texts).
+    label_names : sequence of str, optional
+        Names of integer label codes 0..K-1 (the class order of
+        ``text-classification``).
     limit : int, optional
         Evaluate a seeded random sample of this many examples.
     skip_invalid : bool, default=False
@@ -309,10 +315,14 @@ def compare(
     settings = _Settings(tuple(explainers), lime_samples, shap_evals, explain_limit, explain_repeats, explain_class,
                          tuple(top_k), n_bins, seed, n_boot, max_length, batch_size, protocol)
     _check_settings(settings)
+    if protocol == "paper" and task not in PAPER_TASKS:
+        raise ValueError(f"the paper's protocol (--protocol paper) is defined for its tasks {list(PAPER_TASKS)} "
+                         f"only, not '{task}'; use the default protocol 'pair'")
     margins = check_margins(margins, alpha)
     timings: dict[str, float] = {}
     if not isinstance(data, Dataset):
-        data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid)
+        data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid,
+                            label_names=label_names)
     models = _load_models([reference, *candidates], data, names, label_map, settings, offline)
     batching = {m.name: fix_batching(m, data.pairs) for m in models}
     timings["load"] = time.time() - started
@@ -628,7 +638,7 @@ def _summary(dataset: Dataset, models: list[TaskModel], s: _Settings, boot: Boot
         "seed": s.seed,
         "reference": models[0].name,
         "candidates": [m.name for m in models[1:]],
-        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format,
+        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format, "texts": dataset.texts,
                  "rows": dataset.n_rows, "examples": len(dataset), "limit": dataset.limit,
                  "dropped": dataset.dropped,
                  "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},

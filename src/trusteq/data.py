@@ -1,8 +1,14 @@
-"""Labelled sentence-pair datasets: readers, label names and stable example ids.
+"""Labelled datasets of sentence pairs or single texts: readers, label names and stable example ids.
 
 Every reader returns a :class:`Dataset` whose examples carry a stable id, the two
-sentences and the gold label *name* (never a bare integer code: codes differ
-between files, see ``../shared/data/README.md``).
+sentences (or one text, ``text_b`` None) and the gold label *name* (never a bare
+integer code: codes differ between files, see ``../shared/data/README.md``).
+
+A *task* says what is classified and with which labels: ``nli`` and ``pi``
+are sentence-pair tasks with standard label names (:data:`TASKS`);
+``text-classification`` (the Hugging Face pipeline name) classifies single
+texts or pairs into the labels the data names (names in the file, integer
+codes named with ``label_names``, or a recognised format's standard names).
 
 Known formats are recognised by their header line:
 
@@ -14,6 +20,9 @@ format          header                                 labels                quo
 ``taxinli``     ``... prem hyp label pairID ...``      names                 none
 ``msr``         ``Quality #1 ID #2 ID #1 String ...``  0/1 (BOM, CRLF)       none
 ``sick``        ``pair_ID sentence_A sentence_B ...``  names (upper case)    csv
+``ag_news``     ``index text label`` (single text)     0-3 = World/Sports/   csv
+                                                       Business/Sci/Tech
+``sst2``        ``sentence label index`` (single)      0/1 = neg/pos         csv
 ==============  =====================================  ====================  ==========
 
 Any other CSV/TSV/JSONL/Parquet file is read with an explicit
@@ -37,6 +46,7 @@ from .errors import DataError
 
 __all__ = [
     "TASKS",
+    "PAIR_TASKS",
     "Example",
     "Dataset",
     "ColumnMap",
@@ -47,11 +57,16 @@ __all__ = [
 ]
 
 #: Standard label names of each task, in trusteq's canonical class order.
-#: ``nli`` has a 3-way form (SNLI, MNLI, SICK) and a 2-way form (RTE).
+#: ``nli`` has a 3-way form (SNLI, MNLI, SICK) and a 2-way form (RTE);
+#: ``text-classification`` has none: its labels come from the data.
 TASKS: dict[str, tuple[tuple[str, ...], ...]] = {
     "nli": (("entailment", "neutral", "contradiction"), ("entailment", "not_entailment")),
     "pi": (("not_paraphrase", "paraphrase"),),
+    "text-classification": (),
 }
+
+#: Tasks whose examples must be sentence pairs.
+PAIR_TASKS = ("nli", "pi")
 
 _SYNONYMS = {
     "entails": "entailment",
@@ -71,6 +86,8 @@ _SYNONYMS = {
 # Integer codes of the known formats, by task.
 _GLUE_CODES = {"pi": ("not_paraphrase", "paraphrase"), "nli": ("entailment", "not_entailment")}
 _SNLI_CODES = ("entailment", "neutral", "contradiction")
+_AG_NEWS_CODES = ("World", "Sports", "Business", "Sci/Tech")
+_SST2_CODES = ("negative", "positive")
 
 
 def normalize_label(name: str) -> str:
@@ -87,22 +104,24 @@ def normalize_label(name: str) -> str:
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled sentence pair.
+    """One labelled sentence pair or single text.
 
     Attributes
     ----------
     id : str
         Stable identifier, unique within its dataset (from the file's id
         column, else the 0-based data row index).
-    text_a, text_b : str
-        First sentence (premise / sentence 1) and second sentence.
+    text_a : str
+        First sentence (premise / sentence 1), or the single text.
+    text_b : str or None
+        Second sentence; None for a single text.
     label : str
-        Gold label, a standard name from :data:`TASKS`.
+        Gold label, a normalised name (:func:`normalize_label`).
     """
 
     id: str
     text_a: str
-    text_b: str
+    text_b: str | None
     label: str
 
 
@@ -114,7 +133,7 @@ class Dataset:
     ----------
     examples : list of Example
     task : str
-        ``"nli"`` or ``"pi"``.
+        ``"nli"``, ``"pi"`` or ``"text-classification"``.
     label_names : tuple of str
         Class order used for every probability matrix in trusteq, shape (K,).
     source : str
@@ -123,7 +142,7 @@ class Dataset:
         Hash of the file bytes (or of the dataset name and split).
     format : str
         Recognised format (``snli``, ``glue``, ``taxinli``, ``msr``, ``sick``,
-        ``columns``, ``hf``).
+        ``ag_news``, ``sst2``, ``columns``, ``hf``).
     n_rows : int
         Number of data rows in the source before any ``limit``.
     limit : int or None
@@ -150,8 +169,14 @@ class Dataset:
         return [e.id for e in self.examples]
 
     @property
-    def pairs(self) -> list[tuple[str, str]]:
+    def pairs(self) -> list[tuple[str, str | None]]:
+        """Model inputs, shape (n,): ``(text_a, text_b)``, or ``(text, None)`` for single texts."""
         return [(e.text_a, e.text_b) for e in self.examples]
+
+    @property
+    def texts(self) -> str:
+        """``"single"`` if the examples are single texts, else ``"pair"``."""
+        return "single" if self.examples and self.examples[0].text_b is None else "pair"
 
     @property
     def y(self) -> np.ndarray:
@@ -162,16 +187,17 @@ class Dataset:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which columns of a generic file hold the pair, the label and the id.
+    """Which columns of a generic file hold the pair (or the single text), the label and the id.
 
     Each column is a header name, or a 0-based index (as ``int`` or a string
     of digits) when the file has no header line (``header=False``).
+    ``text_b`` None means single texts in ``text_a`` (``--text``).
     ``label_names`` names integer label codes: code ``i`` is
     ``label_names[i]``.
     """
 
     text_a: str | int
-    text_b: str | int
+    text_b: str | int | None
     label: str | int
     id: str | int | None = None
     header: bool = True
@@ -185,10 +211,10 @@ class _Raw:
     fmt: str
     records: list[tuple[int, dict]]  # (row number for messages, record)
     text_a: str | int
-    text_b: str | int
+    text_b: str | int | None
     label: str | int
     id: str | int | None
-    codes: tuple[str, ...] | None = None
+    codes: tuple[str, ...] | str | None = None
     columns: list = field(default_factory=list)
 
 
@@ -209,8 +235,9 @@ def load_dataset(
     seed: int = 0,
     split: str = "test",
     skip_invalid: bool = False,
+    label_names: Sequence[str] | None = None,
 ) -> Dataset:
-    """Read a labelled sentence-pair dataset.
+    """Read a labelled dataset of sentence pairs or single texts.
 
     Parameters
     ----------
@@ -218,10 +245,13 @@ def load_dataset(
         A file (known format, or CSV/TSV/JSONL/Parquet with ``columns``), or
         ``hf:NAME[:CONFIG]`` (e.g. ``hf:glue:mrpc``) for a Hugging Face ``datasets`` dataset (needs
         ``pip install trusteq[hf]`` and a network or a local copy).
-    task : {"nli", "pi"}
-        Natural language inference or paraphrase identification.
+    task : {"nli", "pi", "text-classification"}
+        Natural language inference or paraphrase identification (pairs, the
+        standard labels of :data:`TASKS`), or any classification of single
+        texts or pairs into the labels the data names.
     columns : ColumnMap, optional
-        Column mapping; required for files of no known format.
+        Column mapping; required for files of no known format
+        (``text_b=None`` for single texts).
     limit : int, optional
         Keep a seeded random sample of this many examples, in file order.
     seed : int
@@ -232,6 +262,10 @@ def load_dataset(
         Drop invalid rows (missing or unknown label, empty text, undecodable
         bytes, wrong field count, duplicate id) instead of refusing the file;
         each dropped row is listed in :attr:`Dataset.dropped`.
+    label_names : sequence of str, optional
+        Names of the integer label codes 0..K-1 (``--label-names``), in that
+        order; overrides a known format's codes and ``columns.label_names``.
+        Under ``text-classification`` it is also the class order.
 
     Returns
     -------
@@ -241,13 +275,18 @@ def load_dataset(
     ------
     DataError
         Unreadable or empty file, undecodable bytes, missing column, empty
-        text, missing or unknown label, duplicate id. The message names the
-        file, the row (1-based line, header = line 1) and the field.
+        text, missing or unknown label, duplicate id, single texts for a pair
+        task, fewer than two labels. The message names the file, the row
+        (1-based line, header = line 1) and the field.
     ValueError
-        Unknown ``task``.
+        Unknown ``task``; repeated ``label_names``.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    if label_names is not None:
+        label_names = tuple(str(n) for n in label_names)
+        if len({normalize_label(n) for n in label_names}) != len(label_names):
+            raise ValueError(f"label names {list(label_names)} repeat a name")
     src = str(source)
     if src.startswith("hf:"):
         raw, digest = _read_hf(src[3:], split, columns)
@@ -261,9 +300,12 @@ def load_dataset(
             raise DataError(src, f"cannot read file: {exc.strerror or exc}") from exc
         digest = hashlib.sha256(data).hexdigest()
         raw = _read_file(src, data, columns)
+    if label_names is not None:
+        raw.codes = label_names
+    _check_texts(src, raw, task)
     examples, dropped = _validate(src, raw, task, skip_invalid)
     n_rows = len(examples) + len(dropped)
-    label_names = _label_set(src, task, examples)
+    label_names = _label_set(src, task, examples, _codes(src, raw.codes, task))
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
@@ -273,9 +315,20 @@ def load_dataset(
     return Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, limit, dropped)
 
 
-def as_dataset(source, task: str, columns: ColumnMap | None = None) -> Dataset:
+def _check_texts(path: str, raw: _Raw, task: str) -> None:
+    """Refuse single texts for a pair task, naming the file and the text column."""
+    if raw.text_b is None and task in PAIR_TASKS:
+        raise DataError(path, f"task '{task}' classifies sentence pairs but the data has single texts (column "
+                              f"{raw.text_a!r}); use --task text-classification, or give the pair with --text-a and "
+                              f"--text-b", row=1, field=str(raw.text_a))
+
+
+def as_dataset(source, task: str, columns: ColumnMap | None = None,
+               label_names: Sequence[str] | None = None) -> Dataset:
     """``source`` itself if it is a :class:`Dataset`, else :func:`load_dataset` of it (same errors)."""
-    return source if isinstance(source, Dataset) else load_dataset(source, task, columns=columns)
+    if isinstance(source, Dataset):
+        return source
+    return load_dataset(source, task, columns=columns, label_names=label_names)
 
 
 # ---------------------------------------------------------------------------
@@ -294,14 +347,14 @@ def _read_file(path: str, data: bytes, columns: ColumnMap | None) -> _Raw:
     suffix = Path(path).suffix.lower()
     if suffix == ".parquet":
         if columns is None:
-            raise DataError(path, "a Parquet file needs a column mapping (--text-a, --text-b, --label)")
+            raise DataError(path, "a Parquet file needs a column mapping (--text-a, --text-b or --text, and --label)")
         return _read_parquet(path, data, columns)
     text = _decode(path, data)
     if not text.strip():
         raise DataError(path, "the file is empty")
     if suffix in (".jsonl", ".ndjson"):
         if columns is None:
-            raise DataError(path, "a JSONL file needs a column mapping (--text-a, --text-b, --label)")
+            raise DataError(path, "a JSONL file needs a column mapping (--text-a, --text-b or --text, and --label)")
         return _read_jsonl(path, text, columns)
     delimiter = "," if suffix == ".csv" else "\t"
     first = text.splitlines()[0]
@@ -311,7 +364,8 @@ def _read_file(path: str, data: bytes, columns: ColumnMap | None) -> _Raw:
         if known is None:
             raise DataError(
                 path,
-                f"unrecognised header {first[:120]!r}; give the columns with --text-a, --text-b and --label",
+                f"unrecognised header {first[:120]!r}; give the columns with --text-a and --text-b (pairs) or "
+                f"--text (single texts), and --label",
                 row=1,
             )
         fmt, quoting, ta, tb, lab, id_col, codes = known
@@ -336,6 +390,10 @@ def _known_format(header: list[str]):
         return "taxinli", csv.QUOTE_NONE, "prem", "hyp", "label", h[0], None
     if {"pair_ID", "sentence_A", "sentence_B", "entailment_label"} <= set(h):
         return "sick", csv.QUOTE_MINIMAL, "sentence_A", "sentence_B", "entailment_label", "pair_ID", None
+    if h == ["index", "text", "label"]:
+        return "ag_news", csv.QUOTE_MINIMAL, "text", None, "label", "index", _AG_NEWS_CODES
+    if h == ["sentence", "label", "index"]:
+        return "sst2", csv.QUOTE_MINIMAL, "sentence", None, "label", "index", _SST2_CODES
     return None
 
 
@@ -425,7 +483,7 @@ def _read_parquet(path: str, data: bytes, columns: ColumnMap) -> _Raw:
     if table.num_rows == 0:
         raise DataError(path, "the file has no rows")
     names = table.column_names
-    wanted = [columns.text_a, columns.text_b, columns.label] + ([columns.id] if columns.id is not None else [])
+    wanted = [c for c in (columns.text_a, columns.text_b, columns.label, columns.id) if c is not None]
     for col in wanted:
         if col not in names:
             raise DataError(path, f"missing column; the file has {names}", field=str(col))
@@ -455,7 +513,7 @@ def _read_hf(name: str, split: str, columns: ColumnMap | None):
     codes = tuple(feature.names) if hasattr(feature, "names") else cols.label_names
     records = []
     for i, row in enumerate(ds):
-        rec = {c: row[c] for c in (cols.text_a, cols.text_b, cols.label)}
+        rec = {c: row[c] for c in (cols.text_a, cols.text_b, cols.label) if c is not None}
         rec["__id__"] = str(row[cols.id]) if cols.id is not None else str(i)
         records.append((i, rec))
     digest = hashlib.sha256(f"hf:{name}:{split}:{getattr(ds, '_fingerprint', '')}".encode()).hexdigest()
@@ -463,22 +521,34 @@ def _read_hf(name: str, split: str, columns: ColumnMap | None):
 
 
 def _guess_hf_columns(name: str, names: list[str]) -> ColumnMap:
-    for a, b in (("premise", "hypothesis"), ("sentence1", "sentence2"), ("question1", "question2")):
-        if a in names and b in names and "label" in names:
+    for a, b in (("premise", "hypothesis"), ("sentence1", "sentence2"), ("question1", "question2"),
+                 ("sentence", None), ("text", None)):
+        if a in names and (b is None or b in names) and "label" in names:
             return ColumnMap(a, b, "label", "idx" if "idx" in names else None)
-    raise DataError(f"hf:{name}", f"cannot tell the pair columns among {names}; give --text-a, --text-b and --label")
+    raise DataError(f"hf:{name}", f"cannot tell the text columns among {names}; give --text-a and --text-b, or "
+                                  f"--text, and --label")
 
 
 # ---------------------------------------------------------------------------
 # validation
 
 
+def _codes(path: str, codes, task: str) -> tuple[str, ...] | None:
+    """Names of the integer label codes: a GLUE file's depend on its dataset, so on the task."""
+    if codes != "glue":
+        return codes
+    if task in _GLUE_CODES:
+        return _GLUE_CODES[task]
+    raise DataError(path, "a GLUE file codes its labels 0/1 per dataset (MRPC: not_paraphrase,paraphrase; RTE: "
+                          "entailment,not_entailment); name them with --label-names", row=1, field="label")
+
+
 def _validate(path: str, raw: _Raw, task: str, skip_invalid: bool) -> tuple[list[Example], list[dict]]:
     """Examples of the valid records, and the dropped ones (only with ``skip_invalid``)."""
-    codes = raw.codes
-    if codes == "glue":
-        codes = _GLUE_CODES[task]
-    allowed = {name for names in TASKS[task] for name in names}
+    codes = _codes(path, raw.codes, task)
+    # None: any name (text-classification without codes); with codes, only their names.
+    allowed = {name for names in TASKS[task] for name in names} or (
+        {normalize_label(c) for c in codes} if codes is not None else None)
     examples: list[Example] = []
     dropped: list[dict] = []
     seen: dict[str, int] = {}
@@ -505,6 +575,9 @@ def _example(path, row, rec, raw, codes, allowed, task, seen) -> Example:
         raise DataError(path, "bytes are not valid UTF-8 (expected UTF-8 text)", row=row, field="id")
     texts = []
     for col in (raw.text_a, raw.text_b):
+        if col is None:  # single text
+            texts.append(None)
+            continue
         value = rec[col]
         if value is None:
             raise DataError(path, "missing value", row=row, field=str(col))
@@ -532,15 +605,23 @@ def _parse_label(path, row, col, value, codes, allowed, task) -> str:
         raise DataError(path, f"unknown label code {code}; expected 0..{len(codes) - 1} ({', '.join(codes)})",
                         row=row, field=str(col))
     name = normalize_label(text)
-    if name in allowed:
+    is_code = re.fullmatch(r"-?\d+", text)
+    if (allowed is None and not is_code) or (allowed is not None and name in allowed):
         return name
-    hint = " (integer codes need --label-names)" if re.fullmatch(r"-?\d+", text) else ""
-    raise DataError(path, f"unknown label {text!r} for task '{task}'; expected one of {sorted(allowed)}{hint}",
-                    row=row, field=str(col))
+    hint = " (integer codes need --label-names)" if is_code else ""
+    expected = f"; expected one of {sorted(allowed)}" if allowed is not None else ""
+    raise DataError(path, f"unknown label {text!r} for task '{task}'{expected}{hint}", row=row, field=str(col))
 
 
-def _label_set(path: str, task: str, examples: Sequence[Example]) -> tuple[str, ...]:
+def _label_set(path: str, task: str, examples: Sequence[Example], codes) -> tuple[str, ...]:
+    """The class order: a pair task's standard names; else the codes' names, or the sorted names present."""
     present = {e.label for e in examples}
+    if not TASKS[task]:
+        names = tuple(normalize_label(c) for c in codes) if codes is not None else tuple(sorted(present))
+        if len(names) < 2:
+            raise DataError(path, f"only one label {names[0]!r} in the data; a classifier needs two or more (name "
+                                  f"every class's code with --label-names)", field="label")
+        return names
     for names in TASKS[task]:
         if present <= set(names):
             return names

@@ -232,7 +232,7 @@ def _alignment_rows(s):
     metrics = ["cosine", *[f"jaccard@{k}" for k in ks], f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
                f"sign_agreement@{ks[0]}", "spearman", "rbo"]
     name = lambda m: _SHORT[m.split("@")[0]] + ("@" + m.split("@")[1] if "@" in m else "")  # noqa: E731
-    head = ["explainer", "run", *map(name, metrics), f"pairs > {ks[0]} words"]
+    head = ["explainer", "run", *map(name, metrics), f"{_unit(s)} > {ks[0]} words"]
     repeats = s["settings"].get("explain_repeats", 1)
     rows = []
     for explainer in s["settings"]["explainers"]:
@@ -391,6 +391,11 @@ _PAPER_VERDICT = ("Explanations were computed with the paper's protocol, whose m
                   "for a decision.")
 
 
+def _unit(s) -> str:
+    """What one example is: "texts" or "pairs"."""
+    return "texts" if s["data"].get("texts") == "single" else "pairs"
+
+
 def _alignment_sentence(s) -> str:
     st = s["settings"]
     if _paper(s):
@@ -400,8 +405,8 @@ def _alignment_sentence(s) -> str:
                      f"their floor measures the estimate's noise)." for e, r in st.get("explain_exact", {}).items()
                      if r["exact"])
     return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
-            f"samples, SHAP at most {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out pairs with "
-            f"at most k words (the last column counts the pairs used). The verdict tests the cosine gap to the "
+            f"samples, SHAP at most {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out {_unit(s)} "
+            f"with at most k words (the last column counts the {_unit(s)} used). The verdict tests the cosine gap to the "
             f"noise floor; the table is descriptive.{caveat}")
 
 
@@ -512,7 +517,8 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
         for run in runs:
             e, p = run.explanations[i], result.probs[run.model][index[ex.id]]
             sides.append({"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})",
-                          "a": _segments(ex.text_a, "a", e, k), "b": _segments(ex.text_b, "b", e, k)})
+                          "a": _segments(ex.text_a, "a", e, k),
+                          "b": _segments(ex.text_b, "b", e, k) if ex.text_b is not None else None})
         blocks.append({"heading": f"{ex.id} · gold {ex.label} · explained {labels[ref_e.explained_class]} · "
                                   f"{explainer} {measure} ({first}) {score[i]:.2f}", "sides": sides})
     legend = (f"{explainer} attributions; green pushes towards the explained class, red away; outlined words are "

@@ -99,7 +99,11 @@ def _check_keys(mapping, allowed, required, where: str) -> None:
 
 
 def _check_experiment(exp, where: str) -> None:
+    from .data import TASKS
+
     _check_keys(exp, _EXPERIMENT, _REQUIRED, where)
+    if exp["task"] not in TASKS:
+        raise TrustEqError(f"{where}.task: unknown task {exp['task']!r}; expected one of {', '.join(TASKS)}")
     _check_keys(exp.get("compare", {}), _compare_options(), (), f"{where}.compare")
     if not isinstance(exp["models"], dict) or not exp["models"]:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")

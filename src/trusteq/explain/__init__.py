@@ -1,4 +1,4 @@
-"""Word-level LIME and SHAP explanations of sentence-pair classifiers.
+"""Word-level LIME and SHAP explanations of sentence-pair (and single-text) classifiers.
 
 Pair-aware perturbation
 -----------------------
@@ -9,7 +9,8 @@ sentence (``"a"`` or ``"b"``) and its position there: a word present in both
 sentences is two features. A perturbation removes a set of words from their
 own sentence and hands the model the two perturbed sentences as a *pair*: the
 separator is never a feature, is never removed, and the sentences are never
-merged (a sentence may become empty).
+merged (a sentence may become empty). A single text is one sentence ``"a"``:
+the same words, sampling and hierarchy, with no second sentence.
 
 Explainers (one module each; :data:`REGISTRY` describes them)
 -------------------------------------------------------------
@@ -38,6 +39,7 @@ from __future__ import annotations
 from ._cached import explain_cached
 from ._features import WORD, Explanation, Feature, example_seed, render, segment
 from ._paper import BUDGETS as PAPER_BUDGETS
+from ._paper import SEPARATORS
 from ._paper import paper_jaccard
 from ._paper_cached import PAPER_EXPLAINERS, PaperExplanation, explain_paper_cached, paper_jaccards
 from ._registry import EXPLAINERS, REGISTRY, ExplainerSpec
@@ -47,4 +49,7 @@ from ._shap import exact_cost, pair_linkage, sentence_sizes
 __all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "WORD", "Feature", "Explanation", "segment",
            "render", "example_seed", "pair_linkage", "exact_cost", "sentence_sizes", "explain_examples", "explain_cached",
            "PAPER_EXPLAINERS", "PAPER_BUDGETS", "PaperExplanation", "explain_paper_cached", "paper_jaccard",
-           "paper_jaccards"]
+           "paper_jaccards", "PAPER_TASKS"]
+
+#: Tasks the paper's protocol is defined for (Rai et al. 2025 explain NLI and PI pairs only).
+PAPER_TASKS = tuple(SEPARATORS)

@@ -1,4 +1,4 @@
-"""Word features of a sentence pair, the pair with words removed, and an explanation record.
+"""Word features of a sentence pair (or a single text), the input with words removed, and an explanation record.
 
 Like lime's ``IndexedString``, this module owns the text domain: every model
 is explained over the same word features, whatever its tokenizer.
@@ -84,20 +84,25 @@ class Explanation:
         }
 
 
-def segment(text_a: str, text_b: str) -> list[Feature]:
+def segment(text_a: str, text_b: str | None) -> list[Feature]:
     """Word features of a pair: those of ``text_a`` then those of ``text_b``.
 
     Words are maximal runs matching :data:`WORD`; punctuation and spaces are
-    not features and are never removed.
+    not features and are never removed. A single text (``text_b`` None) has
+    only ``"a"`` features.
     """
     feats = []
-    for sentence, text in (("a", text_a), ("b", text_b)):
+    for sentence, text in _sentences(text_a, text_b):
         for pos, m in enumerate(WORD.finditer(text)):
             feats.append(Feature(m.group(), sentence, pos, m.start(), m.end()))
     return feats
 
 
-def render(text_a: str, text_b: str, features: Sequence[Feature], keep: np.ndarray) -> tuple[str, str]:
+def _sentences(text_a: str, text_b: str | None) -> list[tuple[str, str]]:
+    return [("a", text_a)] if text_b is None else [("a", text_a), ("b", text_b)]
+
+
+def render(text_a: str, text_b: str | None, features: Sequence[Feature], keep: np.ndarray) -> tuple[str, str | None]:
     """The pair with the features where ``keep`` is False removed.
 
     Parameters
@@ -107,10 +112,10 @@ def render(text_a: str, text_b: str, features: Sequence[Feature], keep: np.ndarr
     Returns
     -------
     (text_a', text_b'): each sentence with its removed words cut out and runs
-    of spaces collapsed; never merged.
+    of spaces collapsed; never merged. ``text_b'`` is None for a single text.
     """
     out = []
-    for sentence, text in (("a", text_a), ("b", text_b)):
+    for sentence, text in _sentences(text_a, text_b):
         pieces, last = [], 0
         for f, k in zip(features, keep):
             if f.sentence != sentence or k:
@@ -119,7 +124,7 @@ def render(text_a: str, text_b: str, features: Sequence[Feature], keep: np.ndarr
             last = f.end
         pieces.append(text[last:])
         out.append(" ".join("".join(pieces).split()))
-    return out[0], out[1]
+    return out[0], (out[1] if text_b is not None else None)
 
 
 def example_seed(seed: int, example_id: str) -> int:

@@ -65,16 +65,21 @@ class TrainSettings:
 
 
 def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
-             columns: ColumnMap | None = None, progress: bool = True) -> dict:
-    """Fine-tune ``base`` (encoder NAME, folder or hub id) as a pair classifier.
+             columns: ColumnMap | None = None, progress: bool = True, label_names=None) -> dict:
+    """Fine-tune ``base`` (encoder NAME, folder or hub id) as a classifier of pairs or single texts.
 
     Parameters
     ----------
     base : str
         ``minilm-l6``, ``minilm-l3``, ``mpnet-base``, a folder or a hub id.
     data, dev : str, path or Dataset
-        Training pairs; optional dev pairs for the reported accuracy.
-    task : {"nli", "pi"}
+        Training data; optional dev data for the reported accuracy.
+    task : {"nli", "pi", "text-classification"}
+        See :func:`trusteq.data.load_dataset`; the model's ``id2label`` are the
+        training data's label names.
+    columns, label_names : optional
+        Column mapping and names of integer label codes, as in
+        :func:`trusteq.data.load_dataset`.
     out : path
         Output folder (Hugging Face format + ``trusteq-model.json``).
     settings : TrainSettings
@@ -92,8 +97,8 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
         (the message says to delete it).
     """
     settings = settings or TrainSettings()
-    train = as_dataset(data, task, columns)
-    dev_ds = None if dev is None else as_dataset(dev, task, columns)
+    train = as_dataset(data, task, columns, label_names)
+    dev_ds = None if dev is None else as_dataset(dev, task, columns, label_names)
     source = resolve(base)
     labels = list(train.label_names)
     _quiet()
@@ -107,7 +112,7 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
 
 def distill(teacher: str, student: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
             temperature: float = 2.0, alpha: float = 0.5, columns: ColumnMap | None = None,
-            progress: bool = True) -> dict:
+            progress: bool = True, label_names=None) -> dict:
     """Train ``student`` on the soft labels of the fine-tuned ``teacher``.
 
     The teacher's probabilities on every training pair are computed once (in
@@ -125,8 +130,8 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
     if temperature <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
     settings = settings or TrainSettings()
-    train = as_dataset(data, task, columns)
-    dev_ds = None if dev is None else as_dataset(dev, task, columns)
+    train = as_dataset(data, task, columns, label_names)
+    dev_ds = None if dev is None else as_dataset(dev, task, columns, label_names)
     labels = list(train.label_names)
     teacher_model = TaskModel(load_model(str(teacher), max_length=settings.max_length), labels)
     started = time.time()
