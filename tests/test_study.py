@@ -61,7 +61,7 @@ def test_time_estimate_counts_each_stage(study, monkeypatch):
     monkeypatch.setattr(study_module, "_throughput", lambda source, pairs, max_length: 100.0)  # pairs/s
     spec = load_study(study)
     exp = spec["experiments"]["tiny"]
-    plan = [("tiny", m) for m in _order(exp["models"], "x")] + [("tiny", None)]
+    plan = [("tiny", m, None) for m in _order(exp["models"], "x")] + [("tiny", None, None)]
     est = Estimate(spec, study.parent, study.parent / "built", plan)
     # fine-tune: 3 passes x 1 epoch x 40 pairs; prune: 10 s; drop-layers: as fine-tuning;
     # compare: 3 x 40 predictions + LIME 0.87 x 40 passes on 3 pairs, twice for each of the 3 models
@@ -82,6 +82,26 @@ def test_time_estimate_counts_each_stage(study, monkeypatch):
     est.stage_started -= 1000.0
     est.finished(2)
     assert est.remaining(2) == pytest.approx(4 * 70.0)
+
+
+def test_estimate_prints_every_stage_and_runs_nothing(study, monkeypatch, capsys):
+    import trusteq.study as study_module
+
+    monkeypatch.setattr(study_module, "_throughput", lambda source, pairs, max_length: 100.0)
+    text = study.read_text().replace("    compare: {", "    comparisons: {paper: {protocol: paper, explainers: [lime, "
+                                     "shap], explain_limit: 3, lime_samples: 100, shap_evals: 100}}\n    compare: {")
+    study.write_text(text)
+    assert main(["study", str(study), "--estimate"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "[1/5] tiny: model ref: 0.0 min" and out[2].startswith("[2/5] tiny: model pruned: 0.2 min")
+    assert out[4].startswith("[4/5] tiny: compare ref with pruned, short (predictions 0.0 min, lime 0.0 min")
+    assert out[5].startswith("[5/5] tiny: compare ref with pruned, short (paper) (predictions")
+    assert out[-1].startswith("total: ") and not (study.parent / "built").exists()
+    # the paper's protocol: LIME every sample, the reference twice and each candidate once, 3x cheaper passes
+    est = study_module.Estimate(load_study(study), study.parent, study.parent / "built",
+                                study_module._plan(load_study(study), study))
+    assert est.parts[-1]["lime"] == pytest.approx(3 * 100 * (2 + 1 + 1) / 300)
+    assert est.parts[-1]["shap"] > est.parts[-1]["lime"] * 0.99  # max(100, 2d + 1) >= 100 evaluations
 
 
 def test_study_errors(tmp_path):
@@ -112,7 +132,7 @@ _EXP = "task: pi, train: a, test: a, reference: m, candidates: []"
      "compare"),
     ("experiments: {x: {tsk: pi, tset: a}}", ": experiments.x: unknown keys 'tsk', 'tset'; allowed: task,"),
     ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {explain_limt: 3}}}",
-     ": experiments.x.compare: unknown key 'explain_limt'; allowed: columns, limit,"),
+     ": experiments.x.compare: unknown key 'explain_limt'; allowed: columns, label_names, limit,"),
     ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {names: [a]}}}",
      ": experiments.x.compare: unknown key 'names'"),
     ("experiments: {x: {" + _EXP + ", models: {m: {finetune: {base: b, epoch: 2}}}}}",

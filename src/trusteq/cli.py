@@ -210,6 +210,8 @@ def _workshop_parsers(sub) -> None:
 
     p = sub.add_parser("study", help="build the models and run the comparisons of a study file (resumable)")
     p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
+    p.add_argument("--estimate", action="store_true",
+                   help="print each stage's estimated wall time on this machine and run nothing")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("compress", help="int8 quantization, magnitude pruning or layer dropping", formatter_class=fmt)
@@ -232,9 +234,12 @@ def _run_workshop(args) -> int:
     import json
 
     if args.command == "study":
-        from .study import run_study
+        from .study import estimate_study, run_study
 
-        run_study(args.file, progress=not args.no_progress)
+        if args.estimate:
+            print(estimate_study(args.file))
+        else:
+            run_study(args.file, progress=not args.no_progress)
         return 0
     if args.command == "models":
         from .workshop.encoders import pull

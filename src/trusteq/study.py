@@ -18,6 +18,12 @@ Example (``studies/quickstart.yaml``)::
         candidates: [l3-int8, l3-prune50]
         compare: {limit: 300, explain_limit: 20, lime_samples: 500, shap_evals: 300}
 
+An experiment may run further comparisons of the same models, each with its
+own report folder ``<out>/<experiment>/<name>/``: ``comparisons: {paper-protocol:
+{protocol: paper, explain_limit: 100}}`` (the options of ``compare:``).
+``work`` may start with ``~`` (the home folder): keep long builds outside the
+checkout.
+
 Model steps: ``finetune`` (``base`` and any :class:`TrainSettings` field),
 ``distill`` (``teacher``: a model of the experiment, ``student``, ``temperature``,
 ``alpha``, settings), ``compress`` (``model``: a model of the experiment,
@@ -40,7 +46,7 @@ import numpy as np
 from .errors import TrustEqError
 from .validation import check_output_dir
 
-__all__ = ["run_study", "load_study", "Estimate"]
+__all__ = ["run_study", "load_study", "estimate_study", "Estimate"]
 
 _STEPS = ("finetune", "distill", "compress", "path")
 
@@ -77,7 +83,7 @@ def load_study(path) -> dict:
 
 
 _TOP = ("seed", "out", "work", "experiments")
-_EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare")
+_EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare", "comparisons")
 _REQUIRED = ("task", "train", "test", "models", "reference", "candidates")
 _STEP_ARGS = {"finetune": ("base",), "distill": ("teacher", "student", "temperature", "alpha"),
               "compress": ("model", "method")}
@@ -105,6 +111,13 @@ def _check_experiment(exp, where: str) -> None:
     if exp["task"] not in TASKS:
         raise TrustEqError(f"{where}.task: unknown task {exp['task']!r}; expected one of {', '.join(TASKS)}")
     _check_keys(exp.get("compare", {}), _compare_options(), (), f"{where}.compare")
+    extra = exp.get("comparisons", {})
+    if not isinstance(extra, dict) or not all(isinstance(k, str) and k.replace("-", "").replace("_", "").isalnum()
+                                              for k in extra):
+        raise TrustEqError(f"{where}.comparisons: expected a mapping of report folder names (letters, digits, - and "
+                           f"_) to compare options")
+    for key, options in extra.items():
+        _check_keys(options, _compare_options(), (), f"{where}.comparisons.{key}")
     if not isinstance(exp["models"], dict) or not exp["models"]:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
     for model, step in exp["models"].items():
@@ -158,17 +171,12 @@ def run_study(path, progress: bool = True) -> list[Path]:
     from .comparison import compare
     from .report import write_report
 
-    path = Path(path).resolve()
-    spec = load_study(path)
-    base = path.parent
-    seed = int(spec.get("seed", 0))
-    out_root = (base / spec.get("out", path.stem)).resolve()
-    work = (base / spec.get("work", f".trusteq-work/{path.stem}")).resolve()
+    path, spec, base, out_root, work = _open(path)
     for folder in (out_root, work):
         check_output_dir(folder, create=False)  # before any work: a bad folder costs seconds, not a study
+    seed = int(spec.get("seed", 0))
     started = time.time()
-    plan = [(name, model) for name, exp in spec["experiments"].items()
-            for model in [*_order(exp["models"], f"{path}: experiments.{name}"), None]]
+    plan = _plan(spec, path)
     estimate = Estimate(spec, base, work, plan)
     written = []
 
@@ -178,23 +186,84 @@ def run_study(path, progress: bool = True) -> list[Path]:
               f"{_duration(estimate.remaining(done))})", flush=True)
 
     folders: dict[str, dict[str, str]] = {name: {} for name in spec["experiments"]}
-    for done, (name, model) in enumerate(plan):
+    for done, (name, model, comparison) in enumerate(plan):
         exp, built = spec["experiments"][name], folders[name]
         if model is not None:
             stage(done, f"{name}: model {model}" + (" (built: reused)" if estimate.built(name, model) else ""))
             built[model] = _build(model, exp, built, work / name, base, seed, progress)
             continue
-        stage(done, f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}")
-        options = dict(exp.get("compare", {}))
+        stage(done, _stage_title(name, exp, comparison))
         result = compare(built[exp["reference"]], [built[c] for c in exp["candidates"]],
                          _path(base, exp["test"]), exp["task"], seed=seed,
-                         names=[exp["reference"], *exp["candidates"]], progress=progress, **options)
-        result.summary["study"] = {"file": path.name, "experiment": name,
+                         names=[exp["reference"], *exp["candidates"]], progress=progress,
+                         **_compare_kwargs(exp, comparison))
+        result.summary["study"] = {"file": path.name, "experiment": name, "comparison": comparison,
                                    "models": {m: _provenance(built[m]) for m in built}}
         _relative_paths(result.summary, base)
-        written.append(write_report(result, out_root / name).parent)
+        folder = out_root / name if comparison is None else out_root / name / comparison
+        written.append(write_report(result, folder).parent)
     print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
     return written
+
+
+def estimate_study(path) -> str:
+    """The estimated wall time of each stage of the study at ``path`` on this machine, as printable lines.
+
+    Runs nothing: reads the data and measures each model's throughput on 64
+    test pairs (see :class:`Estimate`). Built models count 0; cached
+    predictions and explanations are not discounted.
+
+    Raises
+    ------
+    TrustEqError
+        A bad study file (see :func:`load_study`). DataError: bad data.
+    """
+    path, spec, base, _, work = _open(path)
+    plan = _plan(spec, path)
+    est = Estimate(spec, base, work, plan)
+    lines = [f"{path.name}: estimated wall time per stage on this machine ({os.cpu_count()} CPUs); nothing is run"]
+    per_experiment: dict[str, float] = {}
+    for i, ((name, model, comparison), parts) in enumerate(zip(plan, est.parts)):
+        exp, seconds = spec["experiments"][name], sum(parts.values())
+        if model is not None:
+            title = f"{name}: model {model}" + (" (built: reused)" if est.built(name, model) else "")
+        else:
+            title = _stage_title(name, exp, comparison) + " (" + ", ".join(
+                f"{k} {_duration(v)}" for k, v in parts.items()) + ")"
+        lines.append(f"[{i + 1}/{len(plan)}] {title}: {_duration(seconds)}")
+        per_experiment[name] = per_experiment.get(name, 0.0) + seconds
+    lines += [f"{name}: {_duration(t)} in all" for name, t in per_experiment.items()]
+    lines.append(f"total: {_duration(sum(est.costs))}")
+    return "\n".join(lines)
+
+
+def _open(path):
+    """(study file, spec, its folder, report root, work folder), every path absolute."""
+    path = Path(path).resolve()
+    spec = load_study(path)
+    base = path.parent
+    out_root = (base / spec.get("out", path.stem)).resolve()
+    work = (base / Path(str(spec.get("work", f".trusteq-work/{path.stem}"))).expanduser()).resolve()
+    return path, spec, base, out_root, work
+
+
+def _plan(spec: dict, path) -> list[tuple[str, str | None, str | None]]:
+    """Stages in order: ``(experiment, model, None)`` builds a model (after those it is built from);
+    ``(experiment, None, comparison)`` runs a comparison (None: ``compare:``; else a ``comparisons:`` name)."""
+    plan: list[tuple[str, str | None, str | None]] = []
+    for name, exp in spec["experiments"].items():
+        plan += [(name, m, None) for m in _order(exp["models"], f"{path}: experiments.{name}")]
+        plan += [(name, None, c) for c in [None, *exp.get("comparisons", {})]]
+    return plan
+
+
+def _compare_kwargs(exp: dict, comparison: str | None) -> dict:
+    return dict(exp.get("compare", {}) if comparison is None else exp["comparisons"][comparison])
+
+
+def _stage_title(name: str, exp: dict, comparison: str | None) -> str:
+    of = f" ({comparison})" if comparison else ""
+    return f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}{of}"
 
 
 def _path(base: Path, value) -> str:
@@ -324,6 +393,13 @@ class Estimate:
       model runs 2 x repeats times (its own noise floor included); perturbed pairs
       and ONNX Runtime make an explanation pass ~3x cheaper than a test-set pass (1.8x for
       models already in ONNX). Measured on 2 CPU cores with MiniLM-L6 (benchmarks/explain_speed.py).
+    * the paper's protocol (``protocol: paper``): LIME all ``lime_samples`` (no
+      de-duplication), SHAP ``shap_evals`` (at least 2d + 1), per run; the reference
+      runs twice per repeat (its floor), each candidate once; nothing is shared between
+      seeds.
+
+    ``parts[i]`` splits stage i's seconds (``build``; or ``predictions``, ``lime``,
+    ``shap``), ``costs[i]`` is their sum.
 
     After each stage the remaining estimate is scaled by (actual / estimated)
     over the finished stages, within [1/4, 4].
@@ -333,7 +409,8 @@ class Estimate:
         self.spec, self.base, self.work = spec, base, work
         self.rates: dict[tuple[str, str], float] = {}
         self._data: dict[str, tuple] = {}
-        self.costs = [self._cost(name, model) for name, model in plan]
+        self.parts = [self._cost(name, model, comparison) for name, model, comparison in plan]
+        self.costs = [sum(p.values()) for p in self.parts]
         self.stage_started = time.time()
         self.actual: list[float] = []
 
@@ -359,44 +436,59 @@ class Estimate:
 
     # -- cost model ---------------------------------------------------------
 
-    def _cost(self, experiment: str, model: str | None) -> float:
+    def _cost(self, experiment: str, model: str | None, comparison: str | None = None) -> dict[str, float]:
         from .data import load_dataset
 
         exp = self.spec["experiments"][experiment]
         if experiment not in self._data:
             self._data[experiment] = (load_dataset(_path(self.base, exp["train"]), exp["task"]),
                                       load_dataset(_path(self.base, exp["test"]), exp["task"]))
-        train, test = self._data[experiment]
         if model is not None:
-            if self.built(experiment, model):
-                return 0.0
-            step, args = next(iter(exp["models"][model].items()))
-            epochs = int(args.get("epochs", 3 if step in ("finetune", "distill") else 1))
-            if step == "finetune":
-                return 3 * epochs * len(train) / self._rate(experiment, model)
-            if step == "distill":
-                return len(train) * (1 / self._rate(experiment, args["teacher"])
-                                     + 3 * epochs / self._rate(experiment, model))
-            method = str(args["method"])
-            if method == "int8":
-                return 3000 / self._rate(experiment, args["model"])
-            if method.startswith("drop-layers"):
-                return 3 * epochs * len(train) / self._rate(experiment, args["model"])
-            return 10.0
-        options = exp.get("compare", {})
+            return {"build": 0.0 if self.built(experiment, model) else self._build_cost(experiment, model)}
+        return self._compare_cost(experiment, _compare_kwargs(exp, comparison))
+
+    def _build_cost(self, experiment: str, model: str) -> float:
+        exp, train = self.spec["experiments"][experiment], self._data[experiment][0]
+        step, args = next(iter(exp["models"][model].items()))
+        epochs = int(args.get("epochs", 3 if step in ("finetune", "distill") else 1))
+        if step == "finetune":
+            return 3 * epochs * len(train) / self._rate(experiment, model)
+        if step == "distill":
+            return len(train) * (1 / self._rate(experiment, args["teacher"]) + 3 * epochs / self._rate(experiment, model))
+        method = str(args["method"])
+        if method == "int8":
+            return 3000 / self._rate(experiment, args["model"])
+        if method.startswith("drop-layers"):
+            return 3 * epochs * len(train) / self._rate(experiment, args["model"])
+        return 10.0
+
+    def _compare_cost(self, experiment: str, options: dict) -> dict[str, float]:
+        exp, test = self.spec["experiments"][experiment], self._data[experiment][1]
         names = [exp["reference"], *exp["candidates"]]
-        seconds = sum(len(test) / self._rate(experiment, m) for m in names)
         explainers = options.get("explainers", ("lime", "shap"))
         n = min(int(options.get("explain_limit", 100)), len(test))
         repeats = int(options.get("explain_repeats", 1))
-        lime = 0.87 * int(options.get("lime_samples", 1000)) if "lime" in explainers else 0.0
-        shap_once, shap_per_run = self._shap_costs(test, int(options.get("shap_evals", 2500))) \
-            if "shap" in explainers else (0.0, 0.0)
+        lime_samples, shap_evals = int(options.get("lime_samples", 1000)), int(options.get("shap_evals", 2500))
+        paper = options.get("protocol", "pair") == "paper"
+        if paper:  # no de-duplication and nothing shared between seeds; the reference runs twice, candidates once
+            lime, shap_once, shap_per_run = float(lime_samples), 0.0, self._paper_shap_cost(test, shap_evals)
+        else:
+            lime = 0.87 * lime_samples
+            shap_once, shap_per_run = self._shap_costs(test, shap_evals)
+        parts = {"predictions": sum(len(test) / self._rate(experiment, m) for m in names), "lime": 0.0, "shap": 0.0}
         for m in names:
-            passes = n * (2 * repeats * (lime + shap_per_run) + shap_once)
-            speedup = 1.8 if self._is_onnx(exp, m) else 3.0
-            seconds += passes / (speedup * self._rate(experiment, m))
-        return seconds
+            runs = repeats * ((2 if m == exp["reference"] else 1) if paper else 2)
+            per_pass = n / ((1.8 if self._is_onnx(exp, m) else 3.0) * self._rate(experiment, m))
+            parts["lime"] += per_pass * runs * lime if "lime" in explainers else 0.0
+            parts["shap"] += per_pass * (runs * shap_per_run + shap_once) if "shap" in explainers else 0.0
+        return parts
+
+    @staticmethod
+    def _paper_shap_cost(test, budget: int) -> float:
+        """Mean evaluations of the paper's SHAP per pair: its budget, raised to 2d + 1 over the words."""
+        from .explain import segment
+
+        return float(np.mean([max(budget, 2 * len(segment(e.text_a, e.text_b)) + 1) for e in test.examples[:2000]]))
 
     @staticmethod
     def _shap_costs(test, budget: int) -> tuple[float, float]:

@@ -338,8 +338,8 @@ def decide_explanations(cross, floor, *, measure: str, margins: Mapping[str, flo
     m = mean_interval(gap, level=_level(alpha))
     extra = {}
     if m["n"] < SMALL_EXPLAINED:
-        extra["warning"] = (f"{m['n']} explained pairs: a candidate that disagrees completely on a few percent of "
-                            f"pairs can be missed below {SMALL_EXPLAINED}")
+        extra["warning"] = (f"{m['n']} explained examples: a candidate that disagrees completely on a few percent of "
+                            f"examples can be missed below {SMALL_EXPLAINED}")
     return dimension({"gap": part(m["value"], m["interval"], margin=margins["explanation"], test="non-inferiority",
                                   n=m["n"], margin_name="explanation", measure=measure, method=m["method"],
                                   undefined=int(np.sum(~np.isfinite(gap))), **extra)})
