@@ -54,6 +54,16 @@ def test_study_builds_compares_and_reuses(study, capsys):
     assert "[1/4] tiny: model ref (built: reused)" in capsys.readouterr().out
 
 
+def test_execution_keys_apply_to_every_stage_and_the_command_line_wins(study, capsys):
+    study.write_text("device: cuda:7\nexecutor: local\n" + study.read_text())
+    assert main(["study", str(study), "--no-progress"]) == 2
+    assert "device 'cuda:7' requested but this machine has cpu only" in capsys.readouterr().err
+    assert main(["study", str(study), "--no-progress", "--device", "cpu", "--threads", "1"]) == 0
+    report = json.loads((study.parent / "reports" / "tiny" / "report.json").read_text())
+    assert report["settings"]["device"] == "cpu" and report["settings"]["executor"]["kind"] == "local"
+    assert report["study"]["models"]["ref"]["settings"]["seed"] == 3
+
+
 def test_time_estimate_counts_each_stage(study, monkeypatch):
     import trusteq.study as study_module
     from trusteq.study import Estimate, _order
@@ -126,10 +136,10 @@ _EXP = "task: pi, train: a, test: a, reference: m, candidates: []"
 
 @pytest.mark.parametrize("text, message", [
     ("sed: 1\nexperiments: {x: {" + _EXP + ", models: {m: {path: a}}}}",
-     ": unknown key 'sed'; allowed: seed, out, work, experiments"),
+     ": unknown key 'sed'; allowed: seed, out, work, device, executor, ray_address, threads, experiments"),
     ("experiments: {x: {task: pi, train: a, tset: a, models: {m: {path: a}}, reference: m, candidates: []}}",
      ": experiments.x: unknown key 'tset'; allowed: task, train, dev, test, models, reference, candidates, "
-     "compare"),
+     "compare, comparisons"),
     ("experiments: {x: {tsk: pi, tset: a}}", ": experiments.x: unknown keys 'tsk', 'tset'; allowed: task,"),
     ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {explain_limt: 3}}}",
      ": experiments.x.compare: unknown key 'explain_limt'; allowed: columns, label_names, limit,"),

@@ -109,8 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="fixes every random choice")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _execution_options(p.add_argument_group("execution"))
     _workshop_parsers(sub)
     return parser
+
+
+def _device_option(g, default: str | None = "auto") -> None:
+    g.add_argument("--device", default=default, metavar="DEVICE",
+                   help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N")
+
+
+def _execution_options(g, defaults: bool = True) -> None:
+    """--device, --executor, --ray-address, --threads (compare; study, where they override the file)."""
+    _device_option(g, "auto" if defaults else None)
+    g.add_argument("--executor", choices=["local", "ray"], default="local" if defaults else None,
+                   help="where predictions and explanations run: this process, or Ray actors (pip install "
+                        "'trusteq[ray]')")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join with --executor ray (e.g. auto, or HOST:6379); default: start a local "
+                        "Ray instance")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="PyTorch and ONNX Runtime threads per worker (default: the runtimes' own locally, 1 per Ray "
+                        "actor)")
 
 
 TASK_HELP = ("nli: sentence pairs, entailment/neutral/contradiction (or entailment/not_entailment); pi: sentence "
@@ -168,6 +188,7 @@ def _train_options(p, epochs: int) -> None:
     g.add_argument("--freeze-layers", type=int, default=0, help="lower encoder layers (and embeddings) kept frozen")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-progress", action="store_true")
+    _device_option(g)
 
 
 def _workshop_parsers(sub) -> None:
@@ -213,6 +234,8 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--estimate", action="store_true",
                    help="print each stage's estimated wall time on this machine and run nothing")
     p.add_argument("--no-progress", action="store_true")
+    _execution_options(p.add_argument_group("execution (override the study file's keys of the same names)"),
+                       defaults=False)
 
     p = sub.add_parser("compress", help="int8 quantization, magnitude pruning or layer dropping", formatter_class=fmt)
     p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder")
@@ -239,7 +262,7 @@ def _run_workshop(args) -> int:
         if args.estimate:
             print(estimate_study(args.file))
         else:
-            run_study(args.file, progress=not args.no_progress)
+            run_study(args.file, progress=not args.no_progress, **_execution(args))
         return 0
     if args.command == "models":
         from .workshop.encoders import pull
@@ -253,18 +276,20 @@ def _run_workshop(args) -> int:
         from .workshop.finetune import finetune
 
         info = finetune(args.base, args.data, args.task, args.out, dev=args.dev, settings=_settings(args),
-                        columns=_columns(args), label_names=_label_names(args), progress=not args.no_progress)
+                        columns=_columns(args), label_names=_label_names(args), progress=not args.no_progress,
+                        device=args.device)
     elif args.command == "distill":
         from .workshop.finetune import distill
 
         info = distill(args.teacher, args.student, args.data, args.task, args.out, dev=args.dev,
                        settings=_settings(args), temperature=args.temperature, alpha=args.alpha,
-                       columns=_columns(args), label_names=_label_names(args), progress=not args.no_progress)
+                       columns=_columns(args), label_names=_label_names(args), progress=not args.no_progress,
+                       device=args.device)
     else:
         from .workshop.compress import compress
 
         info = compress(args.model, args.method, args.out, data=args.data, task=args.task, settings=_settings(args),
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, device=args.device)
     print(json.dumps({k: info[k] for k in ("method", "parameters", "size_mb", "dev") if k in info}))
     print(Path(args.out).resolve())
     return 0
@@ -297,6 +322,12 @@ def _columns(args):
                      header=not args.no_header)
 
 
+def _execution(args) -> dict:
+    """The execution options given on the command line (None: not given)."""
+    names = ("device", "executor", "ray_address", "threads")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
 def _label_names(args):
     return [n.strip() for n in args.label_names.split(",")] if args.label_names else None
 
@@ -317,7 +348,7 @@ def _run_compare(args) -> int:
         top_k=args.top_k, n_bins=args.n_bins, seed=args.seed, n_boot=args.bootstrap,
         label_map=_label_map(args.label_map), names=args.name, max_length=args.max_length,
         batch_size=args.batch_size, offline=args.offline, progress=not args.no_progress,
-        alpha=args.alpha, margins=dict(args.margin),
+        alpha=args.alpha, margins=dict(args.margin), **_execution(args),
     )
     page = write_report(result, args.out)
     print(Path(page).parent.resolve())

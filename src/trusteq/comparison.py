@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 import warnings
@@ -27,6 +28,8 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 
 from .data import ColumnMap, Dataset, load_dataset
+from .devices import resolve_device
+from .executors import Executor, check_executor, make_executor
 from .explain import EXPLAINERS, PAPER_EXPLAINERS, REGISTRY, Explanation, explain_cached, explain_paper_cached, \
     PAPER_TASKS, paper_jaccards
 from .metrics.agreement import flip_indicators, kl_divergence, mcnemar_test
@@ -219,8 +222,12 @@ def compare(
     progress: bool = True,
     alpha: float = 0.05,
     margins: Mapping[str, float] | None = None,
+    device: str = "auto",
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
+    threads: int | None = None,
 ) -> CompareResult:
-    """Compare candidate models with a reference model on labelled pairs.
+    """Compare candidate models with a reference model on labelled sentence pairs or single texts.
 
     Parameters
     ----------
@@ -296,6 +303,21 @@ def compare(
     margins : mapping name -> float, optional
         Equivalence margins overriding :data:`trusteq.metrics.verdict.MARGINS`
         (``accuracy``, ``flip_rate``, ``calibration``, ``brier``, ``explanation``).
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+        Where models run (:func:`trusteq.devices.resolve_device`; "auto": a
+        CUDA GPU if there is one). ONNX models and twins use ONNX Runtime's
+        CUDA provider where it is installed, else the CPU (int8 graphs: CPU).
+        Caches do not depend on it: fp32 results of two devices differ by ~1e-6.
+    executor : {"local", "ray"} or Executor, default="local"
+        Where predictions and explanations run (:mod:`trusteq.executors`):
+        this process, or Ray actors (``pip install "trusteq[ray]"``). The
+        paper protocol's explanations always run in this process.
+    ray_address : str, optional
+        A Ray cluster to join (executor "ray"); None: start a local one.
+    threads : int, optional
+        PyTorch and ONNX Runtime threads per worker (default: the runtimes'
+        own locally, 1 per Ray actor). A Ray run with the threads of a local
+        run gives the same report.json apart from timings and settings.
 
     Returns
     -------
@@ -308,6 +330,9 @@ def compare(
         return invalid probabilities. Raised before anything is written.
     ValueError
         Invalid settings, among them an explainer the paper protocol lacks.
+    DeviceError, ExecutorError
+        A device that is malformed or absent; an unknown executor, Ray not
+        installed or unreachable (both ``TrustEqError``, ``ValueError``).
     """
     started = time.time()
     if not candidates:
@@ -319,28 +344,32 @@ def compare(
         raise ValueError(f"the paper's protocol (--protocol paper) is defined for its tasks {list(PAPER_TASKS)} "
                          f"only, not '{task}'; use the default protocol 'pair'")
     margins = check_margins(margins, alpha)
+    placement = resolve_device(device)
+    check_executor(executor, ray_address, threads)
     timings: dict[str, float] = {}
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=columns, limit=limit, seed=seed, skip_invalid=skip_invalid,
                             label_names=label_names)
-    models = _load_models([reference, *candidates], data, names, label_map, settings, offline)
+    models = _load_models([reference, *candidates], data, names, label_map, settings, offline, placement, threads)
     batching = {m.name: fix_batching(m, data.pairs) for m in models}
     timings["load"] = time.time() - started
 
-    t0 = time.time()
-    preds = {m.name: predict(m, data, progress=progress) for m in models}
-    timings["predict"] = time.time() - t0
+    with _executor(executor, placement, ray_address, threads) as runner:
+        executor_record = runner.record()
+        t0 = time.time()
+        preds = {m.name: predict(m, data, progress=progress, executor=runner) for m in models}
+        timings["predict"] = time.time() - t0
 
-    t0 = time.time()
-    boot = Bootstrap(len(data), n_boot=n_boot, seed=seed)
-    model_section, comparisons = _calibration_and_agreement(models, preds, data.y, boot, n_bins)
-    timings["metrics"] = time.time() - t0
+        t0 = time.time()
+        boot = Bootstrap(len(data), n_boot=n_boot, seed=seed)
+        model_section, comparisons = _calibration_and_agreement(models, preds, data.y, boot, n_bins)
+        timings["metrics"] = time.time() - t0
 
-    t0 = time.time()
-    probs = {name: p.probs for name, p in preds.items()}
-    explained_ids, runtime, results = _explain(models, data, probs[models[0].name], settings, progress)
-    noise_floor = _alignment_summaries(results, comparisons, settings)
-    timings["explain"] = time.time() - t0
+        t0 = time.time()
+        probs = {name: p.probs for name, p in preds.items()}
+        explained_ids, runtime, results = _explain(models, data, probs[models[0].name], settings, progress, runner)
+        noise_floor = _alignment_summaries(results, comparisons, settings)
+        timings["explain"] = time.time() - t0
 
     t0 = time.time()
     for name, v in _verdicts(models, probs, data.y, results, margins, alpha, settings).items():
@@ -352,7 +381,8 @@ def compare(
                        noise_floor, timings)
     summary["settings"].update(alpha=alpha, verdict_level=1 - 2 * alpha, margins=margins,
                                verdict_measure=VERDICT_MEASURE if protocol == "pair" else None, batching=batching,
-                               explain_exact=_exact_record(results, settings))
+                               explain_exact=_exact_record(results, settings), device=str(placement),
+                               executor=executor_record)
     if protocol == "paper":
         summary["settings"]["paper_measure"] = _paper_measure(settings)
     return CompareResult(summary, data, probs, results, explained_ids)
@@ -378,14 +408,15 @@ def _check_settings(s: _Settings) -> None:
         check_at_least(label, value, low)
 
 
-def _load_models(specs, dataset: Dataset, names, label_map, s: _Settings, offline: bool) -> list[TaskModel]:
-    """Reference first, then candidates, each with its classes in the dataset's label order."""
+def _load_models(specs, dataset: Dataset, names, label_map, s: _Settings, offline: bool, device=None,
+                 threads: int | None = None) -> list[TaskModel]:
+    """Reference first, then candidates, each with its classes in the dataset's label order, on ``device``."""
     if names is not None and len(names) != len(specs):
         raise ValueError(f"{len(names)} names for {len(specs)} models")
     models = []
     for i, spec in enumerate(specs):
         model = load_model(spec, name=names[i] if names else None, max_length=s.max_length,
-                           batch_size=s.batch_size, offline=offline)
+                           batch_size=s.batch_size, offline=offline, device=device or "auto", threads=threads)
         models.append(TaskModel(model, dataset.label_names, label_map))
     seen = set()
     for m in models:
@@ -468,7 +499,7 @@ def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
 
 
 def _explain(models: list[TaskModel], dataset: Dataset, ref_probs: np.ndarray, s: _Settings,
-             progress: bool) -> tuple[list[str], dict, dict[str, ExplainerResult]]:
+             progress: bool, executor: Executor | None = None) -> tuple[list[str], dict, dict[str, ExplainerResult]]:
     """Explained example ids, the runtime record of each model, and every explainer's runs and alignments."""
     if not s.explainers:
         return [], {}, {}
@@ -480,13 +511,13 @@ def _explain(models: list[TaskModel], dataset: Dataset, ref_probs: np.ndarray, s
     twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
     runtime = {m.name: record for m, (_, record) in zip(models, twins)}
     fast = [twin for twin, _ in twins]
-    results = {explainer: _explain_one(explainer, fast, examples, targets, s, dataset.task, progress)
+    results = {explainer: _explain_one(explainer, fast, examples, targets, s, dataset.task, progress, executor)
                for explainer in s.explainers}
     return [e.id for e in examples], runtime, results
 
 
 def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: _Settings, task: str,
-                 progress: bool) -> ExplainerResult:
+                 progress: bool, executor: Executor | None = None) -> ExplainerResult:
     """Runs and alignments of one explainer.
 
     Repeat r uses three seeds of its own, a = seed + 3r, b = a + 1, c = a + 2
@@ -504,7 +535,7 @@ def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: 
     authors measured no candidate floors) and alignment is the paper's Jaccard.
     """
     ref, cands = models[0], models[1:]
-    explain, measure = _protocol(explainer, s, task)
+    explain, measure = _protocol(explainer, s, task, executor)
     own_floors = s.protocol == "pair"
 
     def run(group, seed, label):
@@ -527,15 +558,24 @@ def _explain_one(explainer: str, models: list[TaskModel], examples, targets, s: 
     return ExplainerResult(explainer, runs, [_align(kind, name, p, measure) for (kind, name), p in alignments.items()])
 
 
-def _protocol(explainer: str, s: _Settings, task: str):
+def _protocol(explainer: str, s: _Settings, task: str, executor: Executor | None = None):
     """The protocol's ``explain(models, examples, targets, *, seed, progress, label) -> {name: explanations}`` and
-    ``measure(a, b) -> {metric: per-example values (n,)}`` of two runs' explanations."""
+    ``measure(a, b) -> {metric: per-example values (n,)}`` of two runs' explanations. The pair protocol explains
+    on ``executor``; the paper protocol in this process."""
     budget = s.budget(explainer)
     if s.protocol == "paper":
         k = s.top_k[0]
         return (partial(explain_paper_cached, task=task, explainer=explainer, budget=budget),
                 lambda a, b: {_paper_measure(s): paper_jaccards(a, b, task, k)})
-    return partial(explain_cached, explainer=explainer, budget=budget), lambda a, b: _alignment_table(a, b, s.top_k)
+    return (partial(explain_cached, explainer=explainer, budget=budget, executor=executor),
+            lambda a, b: _alignment_table(a, b, s.top_k))
+
+
+def _executor(spec: str | Executor, device, address: str | None, threads: int | None) -> Executor:
+    """The executor of a comparison, as a context manager: closed at the end unless the caller made it."""
+    if isinstance(spec, Executor):
+        return contextlib.nullcontext(spec)
+    return make_executor(spec, device, address, threads)
 
 
 def _paper_measure(s: _Settings) -> str:

@@ -23,12 +23,14 @@ import json
 import os
 import re
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .data import normalize_label
+from .devices import ort_providers, resolve_device
 from .errors import LabelError, ModelError
 from .validation import check_probability_matrix
 
@@ -38,6 +40,7 @@ __all__ = [
     "ONNXClassifier",
     "CallableClassifier",
     "TaskModel",
+    "ModelRecipe",
     "load_model",
     "align_labels",
     "export_onnx",
@@ -104,6 +107,15 @@ class PairClassifier:
         return {"kind": self.kind, "class_names": list(self.class_names), "fingerprint": self.fingerprint,
                 "max_length": self.max_length}
 
+    def arguments(self) -> dict:
+        """Constructor arguments that rebuild this model in another process (device and threads apart)."""
+        raise TypeError(f"model '{self.name}' ({type(self).__name__}) cannot be rebuilt in another process")
+
+    def recipe(self) -> "ModelRecipe":
+        """What rebuilds this model elsewhere (TypeError where :meth:`arguments` cannot say)."""
+        return ModelRecipe(self.kind, tuple(sorted(self.arguments().items())), self.fingerprint,
+                           str(getattr(self, "device", "cpu")), getattr(self, "threads", None))
+
 
 #: Fixed cost of one forward call, in padded tokens: a batch of n pairs padded
 #: to L tokens is taken to cost n * L + BATCH_OVERHEAD. On this project's 2-core
@@ -152,12 +164,15 @@ def length_batches(lengths: np.ndarray, max_batch: int, overhead: float = BATCH_
 
 
 class _TokenizedClassifier(PairClassifier):
-    """Shared batching for models that take tokenizer output."""
+    """Shared batching for models that take tokenizer output; pickled as their :class:`ModelRecipe`."""
 
     def __init__(self, tokenizer, max_length: int, batch_size: int):
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
+
+    def __reduce__(self):
+        return _build, (self.recipe(),)
 
     def _encode(self, pairs: Pairs):
         return encode_texts(self.tokenizer, pairs, truncation=True, max_length=self.max_length)
@@ -172,11 +187,23 @@ class _TokenizedClassifier(PairClassifier):
         """Yield (indices, padded numpy batch): pairs of similar length together (see ``length_batches``)."""
         enc = self._encode(pairs)
         lengths = np.array([len(ids) for ids in enc["input_ids"]])
-        keys = list(enc.keys())
         for idx in length_batches(lengths, self.batch_size):
-            features = [{k: enc[k][i] for k in keys} for i in idx]
-            batch = self.tokenizer.pad(features, return_tensors="np")
-            yield idx, batch
+            yield idx, self._pad(enc, idx)
+
+    def _pad(self, enc, idx) -> dict:
+        """Pairs ``idx`` of the encoding ``enc`` as one padded numpy batch."""
+        return self.tokenizer.pad([{k: enc[k][i] for k in enc.keys()} for i in idx], return_tensors="np")
+
+    def batch_plan(self, pairs: Pairs) -> list[np.ndarray]:
+        """The forward calls :meth:`predict_proba` makes on ``pairs``: each call's indices (``length_batches``)."""
+        lengths = np.array([len(ids) for ids in self._encode(pairs)["input_ids"]])
+        return length_batches(lengths, self.batch_size)
+
+    def predict_batch(self, pairs: Pairs) -> np.ndarray:
+        """Probabilities of ``pairs`` in one forward call, shape (n, C): a batch of :meth:`batch_plan`
+        gives exactly what :meth:`predict_proba` gives it."""
+        enc = self._encode(pairs)
+        return _softmax(self._logits(self._pad(enc, range(len(pairs)))))
 
     def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
@@ -208,24 +235,33 @@ class HFClassifier(_TokenizedClassifier):
         Pairs per forward pass. Default 64.
     offline : bool
         Never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
+    device : str or torch.device
+        ``"auto"`` (a CUDA GPU if there is one), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
+        (:func:`trusteq.devices.resolve_device`); the weights and every batch move there.
+    threads : int, optional
+        Kept for :meth:`recipe` only: PyTorch's thread count is per process
+        (``torch.set_num_threads``, set by the executor).
 
     Raises
     ------
     ModelError
         The model cannot be loaded; the message names the id and how to
         provide a local folder.
+    DeviceError
+        ``device`` is malformed or not on this machine.
     """
 
     kind = "transformers"
 
     def __init__(self, path_or_id: str, name: str | None = None, max_length: int = 128, batch_size: int = 64,
-                 offline: bool = False):
+                 offline: bool = False, device="auto", threads: int | None = None):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        offline = offline or os.environ.get("HF_HUB_OFFLINE") == "1"
+        self.device, self.threads = resolve_device(device), threads
+        self.offline = offline = offline or os.environ.get("HF_HUB_OFFLINE") == "1"
         self.source = str(path_or_id)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=offline)
@@ -238,6 +274,11 @@ class HFClassifier(_TokenizedClassifier):
         self.name = name or _default_name(self.source)
         self.class_names = _class_names(self.model.config)
         self.fingerprint = self._fingerprint()
+        self.model.to(self.device)
+
+    def arguments(self) -> dict:
+        return {"path_or_id": self.source, "name": self.name, "max_length": self.max_length,
+                "batch_size": self.batch_size, "offline": self.offline}
 
     def _fingerprint(self) -> str:
         h = hashlib.sha256(b"transformers\0")
@@ -252,12 +293,12 @@ class HFClassifier(_TokenizedClassifier):
     def _logits(self, batch) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            inputs = {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
-            return self.model(**inputs).logits.float().numpy()
+            inputs = {k: torch.from_numpy(np.asarray(v)).to(self.device) for k, v in batch.items()}
+            return self.model(**inputs).logits.float().cpu().numpy()
 
     def info(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
-        return {**super().info(), "source": self.source, "parameters": int(n_params)}
+        return {**super().info(), "source": self.source, "parameters": int(n_params), "device": str(self.device)}
 
 
 class ONNXClassifier(_TokenizedClassifier):
@@ -266,15 +307,24 @@ class ONNXClassifier(_TokenizedClassifier):
     The folder holds one ``*.onnx`` graph whose first output is the logits
     (batch, C), a ``config.json`` with ``id2label``, and tokenizer files.
 
+    ``device`` (as :class:`HFClassifier`) picks the provider
+    (:func:`trusteq.devices.ort_providers`): CUDA where onnxruntime has it,
+    else the CPU; dynamically quantized int8 graphs always run on the CPU.
+    ``provider`` is the one used. ``threads``: ONNX Runtime's intra-op threads
+    (None: its default, one per physical core).
+
     Raises
     ------
     ModelError
         No graph, no config, several graphs, or a graph ONNX Runtime rejects.
+    DeviceError
+        ``device`` is malformed or not on this machine.
     """
 
     kind = "onnx"
 
-    def __init__(self, folder: str | Path, name: str | None = None, max_length: int = 128, batch_size: int = 64):
+    def __init__(self, folder: str | Path, name: str | None = None, max_length: int = 128, batch_size: int = 64,
+                 device="auto", threads: int | None = None):
         import onnxruntime as ort
         from transformers import AutoConfig, AutoTokenizer
 
@@ -282,16 +332,22 @@ class ONNXClassifier(_TokenizedClassifier):
         graphs = sorted(folder.glob("*.onnx"))
         if len(graphs) != 1:
             raise ModelError(f"{folder}: expected exactly one *.onnx file, found {len(graphs)}")
+        self.device, self.threads = resolve_device(device), threads
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = ort_providers(self.device, quantized=self.device.type == "cuda" and _dynamic_int8(graphs[0]))
         try:
             config = AutoConfig.from_pretrained(folder, local_files_only=True)
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            self.session = ort.InferenceSession(str(graphs[0]), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(graphs[0]), options, providers=providers)
         except Exception as exc:
             raise ModelError(f"{folder}: cannot load ONNX model ({exc})") from None
         super().__init__(tokenizer, max_length, batch_size)
         self.source = str(folder)
         self.name = name or _default_name(str(folder))
         self.class_names = _class_names(config)
+        self.provider = self.session.get_providers()[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
         h = hashlib.sha256(b"onnx\0")
         h.update(graphs[0].read_bytes())
@@ -307,8 +363,19 @@ class ONNXClassifier(_TokenizedClassifier):
             raise ModelError(f"{self.source}: the graph needs inputs {missing} that the tokenizer does not produce")
         return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
 
+    def arguments(self) -> dict:
+        return {"folder": self.source, "name": self.name, "max_length": self.max_length, "batch_size": self.batch_size}
+
     def info(self) -> dict:
-        return {**super().info(), "source": self.source}
+        return {**super().info(), "source": self.source, "device": str(self.device), "provider": self.provider}
+
+
+def _dynamic_int8(graph: Path) -> bool:
+    """Whether an ONNX graph is dynamically quantized (integer kernels, which ONNX Runtime runs on the CPU)."""
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(graph), load_external_data=False).graph.node}
+    return bool(ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"})
 
 
 class CallableClassifier(PairClassifier):
@@ -340,21 +407,30 @@ class CallableClassifier(PairClassifier):
     def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         return np.asarray(self.fn(list(pairs)), dtype=np.float64)
 
+    def arguments(self) -> dict:
+        return {"fn": self.fn, "class_names": self.class_names, "name": self.name, "fingerprint": self.fingerprint}
+
 
 def load_model(spec, name: str | None = None, max_length: int = 128, batch_size: int = 64,
-               offline: bool = False) -> PairClassifier:
+               offline: bool = False, device="auto", threads: int | None = None) -> PairClassifier:
     """Load a model from a folder, a hub id, or pass a model object through.
 
     Parameters
     ----------
     spec : str, path or PairClassifier
         A folder holding a ``*.onnx`` graph (ONNX Runtime), any other folder
-        or a hub id (transformers), or an already built model.
+        or a hub id (transformers), or an already built model (kept where it is).
+    device : str or torch.device, default="auto"
+        Where the model runs (:func:`trusteq.devices.resolve_device`).
+    threads : int, optional
+        ONNX Runtime's intra-op threads (None: its default).
 
     Raises
     ------
     ModelError
         The model cannot be loaded.
+    DeviceError
+        ``device`` is malformed or not on this machine.
     """
     if isinstance(spec, PairClassifier):
         if name:
@@ -363,10 +439,12 @@ def load_model(spec, name: str | None = None, max_length: int = 128, batch_size:
     path = Path(str(spec))
     if path.is_dir() and any(path.glob("*.onnx")) and not any(path.glob("*.safetensors")) \
             and not any(path.glob("pytorch_model*.bin")):
-        return ONNXClassifier(path, name=name, max_length=max_length, batch_size=batch_size)
+        return ONNXClassifier(path, name=name, max_length=max_length, batch_size=batch_size, device=device,
+                              threads=threads)
     if not path.exists() and (str(spec).startswith((".", "/")) or str(spec).count("/") > 1):
         raise ModelError(f"model '{spec}': no such folder")
-    return HFClassifier(str(spec), name=name, max_length=max_length, batch_size=batch_size, offline=offline)
+    return HFClassifier(str(spec), name=name, max_length=max_length, batch_size=batch_size, offline=offline,
+                        device=device, threads=threads)
 
 
 # ---------------------------------------------------------------------------
@@ -510,9 +588,105 @@ class TaskModel:
             probs = np.vstack([self.model.predict_proba([pair]) for pair in pairs])
         else:
             probs = self.model.predict_proba(pairs, progress=progress)
-        probs = check_probability_matrix(probs, what=f"model '{self.name}' output", n=len(pairs),
+        return self._task_order(probs, len(pairs))
+
+    def batch_plan(self, pairs: Pairs) -> list[np.ndarray]:
+        """The model calls ``self(pairs)`` makes: the indices of each call's pairs, in call order."""
+        if isinstance(self.model, _TokenizedClassifier):
+            return self.model.batch_plan(pairs)
+        if self.pair_by_pair:
+            return [np.array([i]) for i in range(len(pairs))]
+        return [np.arange(len(pairs))] if len(pairs) else []
+
+    def predict_batch(self, pairs: Pairs) -> np.ndarray:
+        """Probabilities (n, K) in task order of ``pairs`` in one model call: for a batch of
+        :meth:`batch_plan`, exactly the rows ``self(pairs)`` gives it."""
+        if isinstance(self.model, _TokenizedClassifier):
+            probs = self.model.predict_batch(pairs)
+        else:
+            probs = self.model.predict_proba(pairs)
+        return self._task_order(probs, len(pairs))
+
+    def _task_order(self, probs, n: int) -> np.ndarray:
+        probs = check_probability_matrix(probs, what=f"model '{self.name}' output", n=n,
                                          n_classes=len(self.model.class_names), error=ModelError)
         return probs[:, self.columns]
+
+    def recipe(self) -> "ModelRecipe":
+        """What rebuilds this model (classifier, label alignment, batching) in another process.
+
+        Raises
+        ------
+        TypeError
+            The classifier cannot say how (a :class:`PairClassifier` subclass without :meth:`arguments`).
+        """
+        override = tuple(self.override) if self.override is not None else None
+        return replace(self.model.recipe(), task=(self.task_labels, override, self.pair_by_pair))
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How to rebuild a model in another process, sent there instead of its weights.
+
+    Pickling an :class:`HFClassifier` or :class:`ONNXClassifier` (or a
+    :class:`TaskModel` holding one) sends its recipe: the classifier is loaded
+    again from its source (folder, hub id or ONNX folder, which the other
+    process must be able to read at the same path) on the same device, and
+    must have the same fingerprint.
+
+    Attributes
+    ----------
+    kind : str
+        :attr:`PairClassifier.kind`: "transformers", "onnx" or "callable".
+    arguments : tuple of (name, value)
+        Constructor arguments (device and threads apart).
+    fingerprint : str or None
+    device : str
+        Where the model ran ("cpu", "cuda:0").
+    threads : int or None
+        ONNX Runtime intra-op threads.
+    task : (task_labels, override, pair_by_pair) or None
+        A :class:`TaskModel`'s alignment and batching; None for a bare classifier.
+    """
+
+    kind: str
+    arguments: tuple
+    fingerprint: str | None
+    device: str = "cpu"
+    threads: int | None = None
+    task: tuple | None = None
+
+    def build(self, device=None, threads: int | None = None):
+        """The model, on ``device`` (default: :attr:`device`) with ``threads`` (default: :attr:`threads`).
+
+        Returns
+        -------
+        TaskModel, or a PairClassifier when :attr:`task` is None.
+
+        Raises
+        ------
+        ModelError
+            The source cannot be loaded or its fingerprint changed (the model was replaced on disk).
+        """
+        cls = {c.kind: c for c in (HFClassifier, ONNXClassifier, CallableClassifier)}[self.kind]
+        placement = {} if cls is CallableClassifier else {"device": self.device if device is None else device,
+                                                          "threads": self.threads if threads is None else threads}
+        clf = cls(**dict(self.arguments), **placement)
+        if clf.fingerprint != self.fingerprint:
+            raise ModelError(f"model '{clf.name}': {getattr(clf, 'source', 'its source')} changed since it was "
+                             f"loaded (fingerprint {str(clf.fingerprint)[:12]}, expected {str(self.fingerprint)[:12]})")
+        if self.task is None:
+            return clf
+        labels, override, pair_by_pair = self.task
+        model = TaskModel(clf, labels, {clf.name: list(override)} if override is not None else None)
+        if pair_by_pair:
+            model.set_pair_by_pair()
+        return model
+
+
+def _build(recipe: ModelRecipe):
+    """Unpickle a model: ``recipe.build()``."""
+    return recipe.build()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

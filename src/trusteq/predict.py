@@ -44,19 +44,27 @@ class Predictions:
     cached: bool
 
 
-def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress: bool = False) -> Predictions:
+def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress: bool = False,
+            executor=None) -> Predictions:
     """Run ``model`` on every pair of ``dataset``, reusing a cached result.
 
     The cache key combines the model fingerprint (weights, tokenizer,
     max length, label alignment), its batching, the data file hash and the
-    example ids.
+    example ids (not the device or executor: they compute the same batches).
     Models without a fingerprint are never cached.
+
+    Parameters
+    ----------
+    executor : trusteq.executors.Executor, optional
+        Where the batches run (:func:`trusteq.executors.predict_sharded`); default: in this process.
 
     Raises
     ------
     ModelError
         The model returns invalid probabilities.
     """
+    from .executors import LocalExecutor, predict_sharded
+
     fp = model.fingerprint
     path = None
     if use_cache and fp is not None:
@@ -66,7 +74,7 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
         if hit is not None:
             return Predictions(model.name, hit["probs"], int(hit["truncated"]), True)
     pairs = dataset.pairs
-    probs = model(pairs, progress=progress)
+    probs = predict_sharded(executor or LocalExecutor(), model, pairs, progress=progress)
     truncated = model.model.count_truncated(pairs)
     if path is not None:
         cache.save_arrays(path, {"probs": probs, "truncated": np.array(truncated)})
@@ -79,10 +87,11 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
     A PyTorch (:class:`~trusteq.models.HFClassifier`) model is exported to
     ONNX once (kept in the cache folder under its fingerprint) and run by
     ONNX Runtime, about 1.9x the pairs per second of PyTorch for MiniLM on a
-    2-core CPU. The twin is used only if its probabilities on
-    ``check_pairs`` differ from PyTorch's by at most :data:`TWIN_ATOL`
-    (1e-5) everywhere; otherwise, or for other kinds of model, or if the
-    export fails, ``model`` itself is returned.
+    2-core CPU. The twin runs on the model's device (CUDA provider where
+    onnxruntime has one, else the CPU) and is used only if its probabilities
+    on ``check_pairs`` differ from PyTorch's on that device by at most
+    :data:`TWIN_ATOL` (1e-5) everywhere; otherwise, or for other kinds of
+    model, or if the export fails, ``model`` itself is returned.
 
     Parameters
     ----------
@@ -94,13 +103,14 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
     -------
     (TaskModel, dict)
         The model to use and a record for report.json: ``runtime``
-        (``"onnxruntime"`` or the model's own kind), ``max_abs_diff`` over the
-        checked probabilities and ``checked_pairs``, or ``reason`` when the
-        twin is not used.
+        (``"onnxruntime"`` or the model's own kind), ``device`` (``"cpu"``,
+        ``"cuda:0"``), ``provider`` (ONNX Runtime's execution provider, None
+        for PyTorch and callables), ``max_abs_diff`` over the checked
+        probabilities and ``checked_pairs``, or ``reason`` when the twin is not used.
     """
     clf = model.model
     if not isinstance(clf, HFClassifier) or not check_pairs:
-        return model, {"runtime": clf.kind, "reason": "not a PyTorch model"}
+        return model, {"runtime": clf.kind, **_placement(clf), "reason": "not a PyTorch model"}
     folder = cache.cache_dir() / "onnx" / clf.fingerprint[:32]
     try:
         if not (folder / "model.onnx").exists():
@@ -114,17 +124,25 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
                     raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        twin_clf = ONNXClassifier(folder, name=clf.name, max_length=clf.max_length, batch_size=clf.batch_size)
+        twin_clf = ONNXClassifier(folder, name=clf.name, max_length=clf.max_length, batch_size=clf.batch_size,
+                                  device=clf.device, threads=clf.threads)
         twin = TaskModel(twin_clf, model.task_labels, {clf.name: model.override} if model.override else None)
         if model.pair_by_pair:
             twin.set_pair_by_pair()
         diff = float(np.max(np.abs(twin(list(check_pairs)) - model(list(check_pairs)))))
     except Exception as exc:  # noqa: BLE001 - any export or runtime failure means: keep PyTorch
-        return model, {"runtime": clf.kind, "reason": f"ONNX export or run failed: {exc}"}
+        return model, {"runtime": clf.kind, **_placement(clf), "reason": f"ONNX export or run failed: {exc}"}
     record = {"max_abs_diff": diff, "checked_pairs": len(check_pairs)}
     if diff > TWIN_ATOL:
-        return model, {"runtime": clf.kind, **record, "reason": f"ONNX Runtime differs by {diff:.2g} > {TWIN_ATOL}"}
-    return twin, {"runtime": "onnxruntime", **record}
+        return model, {"runtime": clf.kind, **_placement(clf), **record,
+                       "reason": f"ONNX Runtime ({twin_clf.provider}) differs by {diff:.2g} > {TWIN_ATOL}"}
+    return twin, {"runtime": "onnxruntime", **_placement(twin_clf), **record}
+
+
+def _placement(clf) -> dict:
+    """``device`` and ``provider`` (ONNX Runtime's, else None) of a classifier, for report.json."""
+    device = getattr(clf, "device", None)
+    return {"device": str(device) if device is not None else None, "provider": getattr(clf, "provider", None)}
 
 
 def fix_batching(model: TaskModel, pairs: Sequence[tuple[str, str]], n_check: int = 8) -> dict:

@@ -22,7 +22,10 @@ An experiment may run further comparisons of the same models, each with its
 own report folder ``<out>/<experiment>/<name>/``: ``comparisons: {paper-protocol:
 {protocol: paper, explain_limit: 100}}`` (the options of ``compare:``).
 ``work`` may start with ``~`` (the home folder): keep long builds outside the
-checkout.
+checkout. Top-level ``device``, ``executor``, ``ray_address`` and ``threads``
+apply to every stage (``device`` to the model builds too); a comparison's own
+options and the command line's ``--device``, ``--executor``, ``--ray-address``,
+``--threads`` override them, in that order.
 
 Model steps: ``finetune`` (``base`` and any :class:`TrainSettings` field),
 ``distill`` (``teacher``: a model of the experiment, ``student``, ``temperature``,
@@ -82,7 +85,8 @@ def load_study(path) -> dict:
     return spec
 
 
-_TOP = ("seed", "out", "work", "experiments")
+_EXECUTION = ("device", "executor", "ray_address", "threads")
+_TOP = ("seed", "out", "work", *_EXECUTION, "experiments")
 _EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare", "comparisons")
 _REQUIRED = ("task", "train", "test", "models", "reference", "candidates")
 _STEP_ARGS = {"finetune": ("base",), "distill": ("teacher", "student", "temperature", "alpha"),
@@ -154,8 +158,12 @@ def _compare_options() -> tuple[str, ...]:
                  if p.kind is p.KEYWORD_ONLY and p.name not in ("names", "progress", "seed"))
 
 
-def run_study(path, progress: bool = True) -> list[Path]:
+def run_study(path, progress: bool = True, **execution) -> list[Path]:
     """Build every model and run every comparison of the study file at ``path``.
+
+    ``execution`` (``device``, ``executor``, ``ray_address``, ``threads``;
+    see :func:`trusteq.comparison.compare`) overrides the study file's keys of
+    the same names for every stage.
 
     Returns the folders of the written reports. The reports record the data and model paths relative
     to the study file's folder.
@@ -174,6 +182,10 @@ def run_study(path, progress: bool = True) -> list[Path]:
     path, spec, base, out_root, work = _open(path)
     for folder in (out_root, work):
         check_output_dir(folder, create=False)  # before any work: a bad folder costs seconds, not a study
+    unknown = sorted(set(execution) - set(_EXECUTION))
+    if unknown:
+        raise TypeError(f"run_study() got unexpected keyword arguments {unknown}")
+    top = {k: spec[k] for k in _EXECUTION if k in spec}
     seed = int(spec.get("seed", 0))
     started = time.time()
     plan = _plan(spec, path)
@@ -190,13 +202,14 @@ def run_study(path, progress: bool = True) -> list[Path]:
         exp, built = spec["experiments"][name], folders[name]
         if model is not None:
             stage(done, f"{name}: model {model}" + (" (built: reused)" if estimate.built(name, model) else ""))
-            built[model] = _build(model, exp, built, work / name, base, seed, progress)
+            built[model] = _build(model, exp, built, work / name, base, seed, progress,
+                                  {**top, **execution}.get("device", "auto"))
             continue
         stage(done, _stage_title(name, exp, comparison))
         result = compare(built[exp["reference"]], [built[c] for c in exp["candidates"]],
                          _path(base, exp["test"]), exp["task"], seed=seed,
                          names=[exp["reference"], *exp["candidates"]], progress=progress,
-                         **_compare_kwargs(exp, comparison))
+                         **{**top, **_compare_kwargs(exp, comparison), **execution})
         result.summary["study"] = {"file": path.name, "experiment": name, "comparison": comparison,
                                    "models": {m: _provenance(built[m]) for m in built}}
         _relative_paths(result.summary, base)
@@ -330,7 +343,8 @@ def _settings(args: dict, seed: int, epochs: int):
     return TrainSettings(**values)
 
 
-def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: int, progress: bool) -> str:
+def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: int, progress: bool,
+           device: str = "auto") -> str:
     from .workshop.compress import compress
     from .workshop.finetune import PROVENANCE, distill, finetune
 
@@ -344,16 +358,17 @@ def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: i
     train = _path(base, exp["train"])
     dev = _path(base, exp["dev"]) if exp.get("dev") else None
     if step == "finetune":
-        finetune(args["base"], train, task, out, dev=dev, settings=_settings(args, seed, 3), progress=progress)
+        finetune(args["base"], train, task, out, dev=dev, settings=_settings(args, seed, 3), progress=progress,
+                 device=device)
     elif step == "distill":
         teacher = folders.get(args["teacher"], args["teacher"])
         distill(teacher, args["student"], train, task, out, dev=dev, settings=_settings(args, seed, 3),
                 temperature=float(args.get("temperature", 2.0)), alpha=float(args.get("alpha", 0.5)),
-                progress=progress)
+                progress=progress, device=device)
     else:
         source = folders.get(args["model"], args["model"])
         compress(source, str(args["method"]), out, data=train, task=task, settings=_settings(args, seed, 1),
-                 progress=progress)
+                 progress=progress, device=device)
     return str(out)
 
 

@@ -2,6 +2,10 @@
 
 An exact explanation (see ``ExplainerSpec.exact``) is kept under neither seed
 nor budget: every seed and every larger budget reuses it.
+
+What the cache lacks is computed by an executor (:mod:`trusteq.executors`),
+one unit per (model, example); results are written here, by the driver, as
+they arrive, whichever executor computed them.
 """
 
 from __future__ import annotations
@@ -16,45 +20,72 @@ from ._features import Explanation, segment
 from ._registry import REGISTRY
 from ._run import explain_examples
 
-__all__ = ["explain_cached", "EXPLAIN_VERSION"]
+__all__ = ["explain_cached", "explain_unit", "EXPLAIN_VERSION"]
 
 EXPLAIN_VERSION = 2  # bump when explanation code changes what it computes
 
 
 def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer: str, seed: int, budget: int,
-                   progress: bool = False, label: str = "") -> dict[str, list[Explanation]]:
+                   progress: bool = False, label: str = "", executor=None) -> dict[str, list[Explanation]]:
     """Explanations of every model on every example, each cached as soon as it is done.
 
     Only what the cache lacks is computed, so an interrupted run resumes
     where it stopped.
 
+    Parameters
+    ----------
+    models : sequence of TaskModel
+    examples : sequence of Example, length n
+    targets : sequence of int, length n
+        Class explained per example.
+    explainer, seed, budget
+        As :func:`~._run.explain_examples` (``budget`` is its ``n_samples``).
+    executor : trusteq.executors.Executor, optional
+        Where missing explanations are computed; default: in this process.
+
     Returns
     -------
-    dict model name -> list of Explanation, in example order.
+    dict model name -> list of n Explanation, in example order.
     """
-    runs: dict[str, list] = {m.name: [] for m in models}
+    from ..executors import LocalExecutor, Unit
+
     spec = REGISTRY[explainer]
-    with _progress_bar(len(examples), progress, f"{explainer} ({label})") as bar:
-        for ex, target in zip(examples, (int(t) for t in targets)):
-            features = segment(ex.text_a, ex.text_b)
-            key = ("exact", "exact") if spec.exact(features, budget) else (seed, budget)
-            paths = {m.name: _path(m, ex, explainer, target, *key) for m in models}
-            hits = {name: cache.load_arrays(path) if path is not None else None for name, path in paths.items()}
-            missing = [m for m in models if hits[m.name] is None]
-            fresh = explain_examples({m.name: m for m in missing}, [ex], [target], explainer=explainer, seed=seed,
-                                     n_samples=budget) if missing else {}
-            for m in models:
-                if m.name in fresh:
-                    e = fresh[m.name][0]
-                    if paths[m.name] is not None:
-                        cache.save_arrays(paths[m.name], {"weights": e.weights, "n_evals": np.array(e.n_evals)})
-                else:
-                    hit = hits[m.name]
-                    e = Explanation(ex.id, m.name, explainer, seed, target, features, hit["weights"],
-                                    int(hit["n_evals"]))
-                runs[m.name].append(e)
+    targets = [int(t) for t in targets]
+    features = [segment(ex.text_a, ex.text_b) for ex in examples]
+    found: dict[tuple[str, int], Explanation] = {}
+    missing: list[tuple[TaskModel, int, object]] = []  # (model, example index, cache file)
+    for i, (ex, target) in enumerate(zip(examples, targets)):
+        key = ("exact", "exact") if spec.exact(features[i], budget) else (seed, budget)
+        for m in models:
+            path = _path(m, ex, explainer, target, *key)
+            hit = cache.load_arrays(path) if path is not None else None
+            if hit is None:
+                missing.append((m, i, path))
+            else:
+                found[m.name, i] = Explanation(ex.id, m.name, explainer, seed, target, features[i], hit["weights"],
+                                               int(hit["n_evals"]))
+    order = {m.name: k for k, m in enumerate(models)}
+    missing.sort(key=lambda job: order[job[0].name])  # model by model: a worker loads each model once
+    units = [Unit("explain", m, (explainer, seed, budget, [examples[i]], [targets[i]])) for m, i, _ in missing]
+    with _progress_bar(len(examples) * len(models), progress, f"{explainer} ({label})") as bar:
+        bar.update(len(found))
+        for u, [(weights, n_evals)] in (executor or LocalExecutor()).run(units):
+            m, i, path = missing[u]
+            if path is not None:
+                cache.save_arrays(path, {"weights": weights, "n_evals": np.array(n_evals)})
+            found[m.name, i] = Explanation(examples[i].id, m.name, explainer, seed, targets[i], features[i], weights,
+                                           int(n_evals))
             bar.update(1)
-    return runs
+    return {m.name: [found[m.name, i] for i in range(len(examples))] for m in models}
+
+
+def explain_unit(model: TaskModel, examples, targets, *, explainer: str, seed: int,
+                 budget: int) -> list[tuple[np.ndarray, int]]:
+    """What a worker computes for one unit: per example, (weights (d,), evaluations) of ``model``'s explanation
+    (:func:`~._run.explain_examples` of this model alone; nothing cached)."""
+    out = explain_examples({model.name: model}, examples, targets, explainer=explainer, seed=seed,
+                           n_samples=budget)[model.name]
+    return [(e.weights, e.n_evals) for e in out]
 
 
 def _path(model: TaskModel, ex, explainer, target, seed, budget):

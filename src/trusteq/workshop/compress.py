@@ -4,14 +4,16 @@ Methods (``trusteq compress --method``):
 
 * ``int8``: dynamic int8 quantization of every MatMul weight with ONNX
   Runtime's quantizer (``onnxruntime.quantization.quantize_dynamic``) on an
-  ONNX export of the model; the output is an ONNX folder.
+  ONNX export of the model; the output is an ONNX folder. CPU only: the
+  export and quantization run on the CPU whatever ``device`` says, and ONNX
+  Runtime runs the quantized graph with its CPU provider on any device.
 * ``prune:S``: unstructured magnitude (L1) pruning of every linear layer of the
   encoder at sparsity S in (0, 1) (``torch.nn.utils.prune.l1_unstructured``),
   made permanent; the output is a transformers folder with S of those weights
-  equal to zero.
+  equal to zero. Runs on the CPU (a pass over the weights).
 * ``drop-layers:N``: keep N evenly spaced encoder layers (first and last
   included, as DistilBERT's initialisation keeps every other layer), then a
-  short fine-tune on ``data``.
+  short fine-tune on ``data``, on ``device``.
 
 Every output folder carries ``trusteq-model.json`` (method, source model,
 parameter count, size in MB).
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
+from ..devices import resolve_device
 from ..models import export_onnx
 
 __all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers"]
@@ -60,14 +63,22 @@ def parse_method(method: str) -> tuple[str, float | int | None]:
 
 
 def compress(model_dir, method: str, out, data=None, task: str | None = None,
-             settings: TrainSettings | None = None, progress: bool = True) -> dict:
+             settings: TrainSettings | None = None, progress: bool = True, device="auto") -> dict:
     """Compress the fine-tuned model in ``model_dir`` with ``method`` into ``out``.
 
     ``data`` and ``task`` are required for ``drop-layers:N`` (its short
-    fine-tune; default settings: 1 epoch). Returns the provenance written to
-    ``trusteq-model.json``.
+    fine-tune; default settings: 1 epoch). ``device`` ("auto", "cpu", "cuda",
+    "cuda:N") is where that fine-tune runs; int8 quantization and pruning
+    always run on the CPU (dynamic int8 quantization is CPU only). Returns the
+    provenance written to ``trusteq-model.json`` (``device``: where it ran).
+
+    Raises
+    ------
+    ValueError
+        Unknown method. DeviceError: ``device`` malformed or absent (checked for every method).
     """
     name, arg = parse_method(method)
+    device = resolve_device(device)
     started = time.time()
     if name == "int8":
         info = quantize_int8(model_dir, out)
@@ -76,8 +87,10 @@ def compress(model_dir, method: str, out, data=None, task: str | None = None,
     else:
         if data is None or task is None:
             raise ValueError("drop-layers needs --data and --task for its short fine-tune")
-        info = drop_layers(model_dir, out, arg, data, task, settings or TrainSettings(epochs=1), progress)
-    info = {**_source_info(model_dir), **info, "method": method, "compress_seconds": round(time.time() - started, 1)}
+        info = drop_layers(model_dir, out, arg, data, task, settings or TrainSettings(epochs=1), progress, device)
+    ran_on = str(device) if name == "drop-layers" else "cpu"  # int8 and pruning: CPU only
+    info = {**_source_info(model_dir), **info, "method": method, "device": ran_on,
+            "compress_seconds": round(time.time() - started, 1)}
     return write_provenance(out, info)
 
 
@@ -124,8 +137,9 @@ def prune(model_dir, out, sparsity: float) -> dict:
     return {"sparsity": sparsity, "pruned_layers": len(linears), "encoder_linear_sparsity": zeros / total}
 
 
-def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSettings, progress: bool = True) -> dict:
-    """Keep ``keep`` evenly spaced encoder layers, then fine-tune briefly on ``data``."""
+def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSettings, progress: bool = True,
+                device=None) -> dict:
+    """Keep ``keep`` evenly spaced encoder layers, then fine-tune briefly on ``data`` on ``device`` (None: CPU)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -145,6 +159,7 @@ def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSetti
     started = time.time()
     out = Path(out)
     _train(model, tok, train, None, settings, out, {"kind": "drop-layers", "model": str(model_dir), "kept": kept},
-           progress)
-    info = _finish(model, tok, train, None, settings, out, started, {"kept_layers": kept, "original_layers": n})
+           progress, device)
+    info = _finish(model, tok, train, None, settings, out, started,
+                   {"kept_layers": kept, "original_layers": n, "device": str(device or "cpu")})
     return info

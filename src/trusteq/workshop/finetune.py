@@ -25,6 +25,7 @@ import numpy as np
 
 from ..cache import atomic_write_text
 from ..data import ColumnMap, Dataset, as_dataset
+from ..devices import resolve_device
 from ..models import encode_texts
 from .encoders import resolve
 
@@ -65,7 +66,7 @@ class TrainSettings:
 
 
 def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
-             columns: ColumnMap | None = None, progress: bool = True, label_names=None) -> dict:
+             columns: ColumnMap | None = None, progress: bool = True, label_names=None, device="auto") -> dict:
     """Fine-tune ``base`` (encoder NAME, folder or hub id) as a classifier of pairs or single texts.
 
     Parameters
@@ -83,6 +84,9 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
     out : path
         Output folder (Hugging Face format + ``trusteq-model.json``).
     settings : TrainSettings
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+        Where to train (:func:`trusteq.devices.resolve_device`); recorded in the provenance. A run resumed
+        on another device continues from the checkpoint (dropout draws then differ from an unbroken run).
 
     Returns
     -------
@@ -91,12 +95,13 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
     Raises
     ------
     DataError
-        Bad data. ModelError: base cannot be loaded.
+        Bad data. ModelError: base cannot be loaded. DeviceError: ``device`` malformed or absent.
     TrustEqError
         ``out`` holds a ``trusteq-checkpoint.pt`` that does not load with ``torch.load(weights_only=True)``
         (the message says to delete it).
     """
     settings = settings or TrainSettings()
+    device = resolve_device(device)
     train = as_dataset(data, task, columns, label_names)
     dev_ds = None if dev is None else as_dataset(dev, task, columns, label_names)
     source = resolve(base)
@@ -105,20 +110,20 @@ def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings 
     tok, model = _new_classifier(source, labels, settings.seed)
     _freeze(model, settings.freeze_layers)
     started = time.time()
-    _train(model, tok, train, None, settings, Path(out), {"kind": "finetune", "base": base}, progress)
-    extra = {"base": base, "base_source": source, "method": "finetune"}
+    _train(model, tok, train, None, settings, Path(out), {"kind": "finetune", "base": base}, progress, device)
+    extra = {"base": base, "base_source": source, "method": "finetune", "device": str(device)}
     return _finish(model, tok, train, dev_ds, settings, Path(out), started, extra)
 
 
 def distill(teacher: str, student: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
             temperature: float = 2.0, alpha: float = 0.5, columns: ColumnMap | None = None,
-            progress: bool = True, label_names=None) -> dict:
+            progress: bool = True, label_names=None, device="auto") -> dict:
     """Train ``student`` on the soft labels of the fine-tuned ``teacher``.
 
     The teacher's probabilities on every training pair are computed once (in
     the task's class order, aligned by label name). Same parameters as
     :func:`finetune`, plus ``temperature`` (T > 0) and ``alpha`` (weight of the
-    soft-label loss, in [0, 1]).
+    soft-label loss, in [0, 1]). The teacher runs on ``device`` too.
 
     Raises
     ------
@@ -130,10 +135,11 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
     if temperature <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
     settings = settings or TrainSettings()
+    device = resolve_device(device)
     train = as_dataset(data, task, columns, label_names)
     dev_ds = None if dev is None else as_dataset(dev, task, columns, label_names)
     labels = list(train.label_names)
-    teacher_model = TaskModel(load_model(str(teacher), max_length=settings.max_length), labels)
+    teacher_model = TaskModel(load_model(str(teacher), max_length=settings.max_length, device=device), labels)
     started = time.time()
     soft = teacher_model(train.pairs)
     source = resolve(student)
@@ -141,9 +147,9 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
     tok, model = _new_classifier(source, labels, settings.seed)
     _freeze(model, settings.freeze_layers)
     _train(model, tok, train, (soft, temperature, alpha), settings, Path(out),
-           {"kind": "distill", "teacher": str(teacher), "student": student}, progress)
+           {"kind": "distill", "teacher": str(teacher), "student": student}, progress, device)
     extra = {"base": student, "base_source": source, "method": "distill", "teacher": str(teacher),
-             "temperature": temperature, "alpha": alpha}
+             "temperature": temperature, "alpha": alpha, "device": str(device)}
     return _finish(model, tok, train, dev_ds, settings, Path(out), started, extra)
 
 
@@ -184,15 +190,20 @@ def _freeze(model, n_layers: int) -> None:
             p.requires_grad_(False)
 
 
-def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path, identity: dict, progress: bool):
+def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path, identity: dict, progress: bool,
+           device=None):
+    """Train ``model`` in place on ``device`` (a torch.device; None: the CPU), resuming from a checkpoint."""
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     out.mkdir(parents=True, exist_ok=True)
+    device = device or torch.device("cpu")
     torch.manual_seed(settings.seed)
-    y = torch.tensor(train.y)
-    soft_t = None if soft is None else torch.tensor(np.log(np.clip(soft[0], 1e-12, 1.0)), dtype=torch.float32)
+    model.to(device)
+    y = torch.tensor(train.y, device=device)
+    soft_t = None if soft is None else \
+        torch.tensor(np.log(np.clip(soft[0], 1e-12, 1.0)), dtype=torch.float32, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
@@ -209,7 +220,7 @@ def _train(model, tok, train: Dataset, soft, settings: TrainSettings, out: Path,
         epoch, in_epoch = divmod(step, steps_per_epoch)
         order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
         idx = order[in_epoch * settings.batch_size:(in_epoch + 1) * settings.batch_size]
-        batch = tok.pad([{k: enc[k][i] for k in enc.keys()} for i in idx], return_tensors="pt")
+        batch = tok.pad([{k: enc[k][i] for k in enc.keys()} for i in idx], return_tensors="pt").to(device)
         logits = model(**batch).logits
         loss = torch.nn.functional.cross_entropy(logits, y[idx])
         if soft_t is not None:
@@ -255,7 +266,7 @@ def _resume(path: Path, key: str, model, opt, sched) -> int:
     if not path.exists():
         return 0
     try:
-        ckpt = torch.load(path, weights_only=True)
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")  # load_state_dict moves it to the model
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError) as exc:
         raise TrustEqError(f"{path}: not a trusteq checkpoint that can be loaded safely (weights only; "
                            f"{type(exc).__name__}); delete it to start the training again") from None
@@ -295,11 +306,11 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def evaluate_accuracy(model_dir, ds: Dataset, max_length: int = 128) -> float:
-    """Accuracy of a saved model on ``ds`` (labels aligned by name), in [0, 1]."""
+def evaluate_accuracy(model_dir, ds: Dataset, max_length: int = 128, device="auto") -> float:
+    """Accuracy of a saved model on ``ds`` (labels aligned by name), in [0, 1], run on ``device``."""
     from ..models import TaskModel, load_model
 
-    probs = TaskModel(load_model(str(model_dir), max_length=max_length), ds.label_names)(ds.pairs)
+    probs = TaskModel(load_model(str(model_dir), max_length=max_length, device=device), ds.label_names)(ds.pairs)
     return float(np.mean(probs.argmax(axis=1) == ds.y))
 
 
@@ -351,7 +362,7 @@ def _finish(model, tok, train: Dataset, dev: Dataset | None, settings: TrainSett
     }
     if dev is not None:
         info["dev"] = {"source": dev.source, "sha256": dev.sha256, "examples": len(dev),
-                       "accuracy": evaluate_accuracy(out, dev, settings.max_length)}
+                       "accuracy": evaluate_accuracy(out, dev, settings.max_length, extra.get("device", "auto"))}
     info = write_provenance(out, info)
     ckpt = out / CHECKPOINT
     if ckpt.exists():
