@@ -53,6 +53,10 @@ def test_generic_files_with_one_text_column(tmp_path):
     csv_path.write_text("review,stars\n" + "".join(f"{t},{s}\n" for t, s in rows))
     ds = load_dataset(csv_path, TC, columns=ColumnMap("review", None, "stars"))
     assert ds.label_names == ("meh", "neg", "pos")  # names found in the data, sorted
+    # a class absent from the file is kept when --label-names names every class
+    full = load_dataset(csv_path, TC, columns=ColumnMap("review", None, "stars"),
+                        label_names=["neg", "meh", "ok", "pos"])
+    assert full.label_names == ("neg", "meh", "ok", "pos") and full.y.tolist() == [3, 0, 1]
     assert ds.texts == "single" and ds.examples[0].text_b is None
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("".join(json.dumps({"t": t, "y": i % 2}) + "\n" for i, (t, _) in enumerate(rows)))
