@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare", help="compare candidate models with a reference model on labelled pairs or texts",
         description="Compare one or more candidate models with a reference model on a labelled dataset of "
-                    "sentence pairs or single texts and write report.json, report.md, report.html, reliability.png, alignment.png, "
-                    "predictions.csv and explanations.jsonl into --out.",
+                    "sentence pairs or single texts and write report.json, report.md, report.html, reliability.png, "
+                    "alignment.png, predictions.csv and explanations.jsonl into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("models")
     g.add_argument("--reference", required=True, metavar="PATH_OR_ID",

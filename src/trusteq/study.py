@@ -469,7 +469,8 @@ class Estimate:
         if step == "finetune":
             return 3 * epochs * len(train) / self._rate(experiment, model)
         if step == "distill":
-            return len(train) * (1 / self._rate(experiment, args["teacher"]) + 3 * epochs / self._rate(experiment, model))
+            teacher, student = self._rate(experiment, args["teacher"]), self._rate(experiment, model)
+            return len(train) * (1 / teacher + 3 * epochs / student)
         method = str(args["method"])
         if method == "int8":
             return 3000 / self._rate(experiment, args["model"])
