@@ -73,11 +73,11 @@ def test_time_estimate_counts_each_stage(study, monkeypatch):
     exp = spec["experiments"]["tiny"]
     plan = [("tiny", m, None) for m in _order(exp["models"], "x")] + [("tiny", None, None)]
     est = Estimate(spec, study.parent, study.parent / "built", plan)
-    # fine-tune: 3 passes x 1 epoch x 40 pairs; prune: 10 s; drop-layers: as fine-tuning;
+    # fine-tune: 6 passes x 1 epoch x 40 pairs; prune: 10 s; drop-layers: as fine-tuning;
     # compare: 3 x 40 predictions + LIME 0.87 x 40 passes on 3 pairs, twice for each of the 3 models
     # (every model's own noise floor), 3x faster
     lime = 3 * 0.87 * 40
-    assert est.costs == pytest.approx([1.2, 10.0, 1.2, 1.2 + 3 * 2 * lime / 300])
+    assert est.costs == pytest.approx([2.4, 10.0, 2.4, 1.2 + 3 * 2 * lime / 300])
     assert est.remaining(0) == pytest.approx(sum(est.costs))
     assert est.remaining(2) == pytest.approx(sum(est.costs[2:]))  # no stage timed yet: no correction
     exp["compare"]["explain_limit"] = 30  # ten times the explained pairs
