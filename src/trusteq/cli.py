@@ -192,6 +192,8 @@ def _train_options(p, epochs: int) -> None:
 
 
 def _workshop_parsers(sub) -> None:
+    from .data import TASKS
+
     fmt = argparse.ArgumentDefaultsHelpFormatter
     models = sub.add_parser("models", help="offline pretrained encoders")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -242,7 +244,7 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--method", required=True, help="int8 | prune:S (sparsity, e.g. 0.5) | drop-layers:N")
     p.add_argument("--out", required=True)
     p.add_argument("--data", help="training data (drop-layers only; a recognised format)")
-    p.add_argument("--task", choices=["nli", "pi", "text-classification"], help="task (drop-layers only)")
+    p.add_argument("--task", choices=list(TASKS), help="task (drop-layers only)")
     _train_options(p, epochs=1)
 
 

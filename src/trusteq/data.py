@@ -300,12 +300,11 @@ def load_dataset(
             raise DataError(src, f"cannot read file: {exc.strerror or exc}") from exc
         digest = hashlib.sha256(data).hexdigest()
         raw = _read_file(src, data, columns)
-    if label_names is not None:
-        raw.codes = label_names
     _check_texts(src, raw, task)
+    raw.codes = _codes(src, label_names if label_names is not None else raw.codes, task)
     examples, dropped = _validate(src, raw, task, skip_invalid)
     n_rows = len(examples) + len(dropped)
-    label_names = _label_set(src, task, examples, _codes(src, raw.codes, task))
+    label_names = _label_set(src, task, examples, raw.codes)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
@@ -544,8 +543,8 @@ def _codes(path: str, codes, task: str) -> tuple[str, ...] | None:
 
 
 def _validate(path: str, raw: _Raw, task: str, skip_invalid: bool) -> tuple[list[Example], list[dict]]:
-    """Examples of the valid records, and the dropped ones (only with ``skip_invalid``)."""
-    codes = _codes(path, raw.codes, task)
+    """Examples of the valid records, and the dropped ones (only with ``skip_invalid``); ``raw.codes`` resolved."""
+    codes = raw.codes
     # None: any name (text-classification without codes); with codes, only their names.
     allowed = {name for names in TASKS[task] for name in names} or (
         {normalize_label(c) for c in codes} if codes is not None else None)
