@@ -114,6 +114,23 @@ def test_estimate_prints_every_stage_and_runs_nothing(study, monkeypatch, capsys
     assert est.parts[-1]["shap"] > est.parts[-1]["lime"] * 0.99  # max(100, 2d + 1) >= 100 evaluations
 
 
+def test_experiment_option_runs_and_estimates_only_the_named_experiments(study, monkeypatch, capsys):
+    import trusteq.study as study_module
+
+    text = study.read_text()
+    study.write_text(text + text[text.index("  tiny:"):].replace("  tiny:", "  other:", 1))
+    monkeypatch.setattr(study_module, "_throughput", lambda source, pairs, max_length: 100.0)
+    assert main(["study", str(study), "--estimate", "--experiment", "other"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/4] other: model ref" in out and "tiny" not in out
+    assert main(["study", str(study), "--no-progress", "--experiment", "other"]) == 0
+    assert sorted(p.name for p in (study.parent / "reports").iterdir()) == ["other"]
+    assert not (study.parent / "built" / "tiny").exists()
+    capsys.readouterr()
+    assert main(["study", str(study), "--experiment", "snli"]) == 2
+    assert "no experiment 'snli'; the file defines tiny, other" in capsys.readouterr().err
+
+
 def test_study_errors(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("experiments:\n  x:\n    task: pi\n")

@@ -235,6 +235,8 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
     p.add_argument("--estimate", action="store_true",
                    help="print each stage's estimated wall time on this machine and run nothing")
+    p.add_argument("--experiment", action="append", metavar="NAME",
+                   help="run (or estimate) only this experiment; repeatable (default: all, in the file's order)")
     p.add_argument("--no-progress", action="store_true")
     _execution_options(p.add_argument_group("execution (override the study file's keys of the same names)"),
                        defaults=False)
@@ -262,9 +264,9 @@ def _run_workshop(args) -> int:
         from .study import estimate_study, run_study
 
         if args.estimate:
-            print(estimate_study(args.file))
+            print(estimate_study(args.file, args.experiment))
         else:
-            run_study(args.file, progress=not args.no_progress, **_execution(args))
+            run_study(args.file, progress=not args.no_progress, experiments=args.experiment, **_execution(args))
         return 0
     if args.command == "models":
         from .workshop.encoders import pull

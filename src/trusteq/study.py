@@ -158,8 +158,12 @@ def _compare_options() -> tuple[str, ...]:
                  if p.kind is p.KEYWORD_ONLY and p.name not in ("names", "progress", "seed"))
 
 
-def run_study(path, progress: bool = True, **execution) -> list[Path]:
+def run_study(path, progress: bool = True, experiments=None, **execution) -> list[Path]:
     """Build every model and run every comparison of the study file at ``path``.
+
+    ``experiments`` (names, default all) runs only those experiments, in the
+    file's order; each experiment is complete on its own, so two processes may
+    run different experiments of one study at the same time.
 
     ``execution`` (``device``, ``executor``, ``ray_address``, ``threads``;
     see :func:`trusteq.comparison.compare`) overrides the study file's keys of
@@ -171,7 +175,8 @@ def run_study(path, progress: bool = True, **execution) -> list[Path]:
     Raises
     ------
     TrustEqError
-        A bad study file (see :func:`load_study`), and the errors of the steps: bad data
+        A bad study file (see :func:`load_study`), an experiment name it does not define,
+        and the errors of the steps: bad data
         (:class:`~trusteq.errors.DataError`), a model that cannot be loaded
         (:class:`~trusteq.errors.ModelError`), a checkpoint that cannot be loaded safely, an output
         folder that cannot be written.
@@ -179,7 +184,7 @@ def run_study(path, progress: bool = True, **execution) -> list[Path]:
     from .comparison import compare
     from .report import write_report
 
-    path, spec, base, out_root, work = _open(path)
+    path, spec, base, out_root, work = _open(path, experiments)
     for folder in (out_root, work):
         check_output_dir(folder, create=False)  # before any work: a bad folder costs seconds, not a study
     unknown = sorted(set(execution) - set(_EXECUTION))
@@ -219,19 +224,20 @@ def run_study(path, progress: bool = True, **execution) -> list[Path]:
     return written
 
 
-def estimate_study(path) -> str:
+def estimate_study(path, experiments=None) -> str:
     """The estimated wall time of each stage of the study at ``path`` on this machine, as printable lines.
 
-    Runs nothing: reads the data and measures each model's throughput on 64
+    ``experiments``: names, default all (see :func:`run_study`). Runs nothing: reads the data and measures each model's throughput on 64
     test pairs (see :class:`Estimate`). Built models count 0; cached
     predictions and explanations are not discounted.
 
     Raises
     ------
     TrustEqError
-        A bad study file (see :func:`load_study`). DataError: bad data.
+        A bad study file (see :func:`load_study`), an experiment name it does not define.
+        DataError: bad data.
     """
-    path, spec, base, _, work = _open(path)
+    path, spec, base, _, work = _open(path, experiments)
     plan = _plan(spec, path)
     est = Estimate(spec, base, work, plan)
     lines = [f"{path.name}: estimated wall time per stage on this machine ({os.cpu_count()} CPUs); nothing is run"]
@@ -250,10 +256,17 @@ def estimate_study(path) -> str:
     return "\n".join(lines)
 
 
-def _open(path):
-    """(study file, spec, its folder, report root, work folder), every path absolute."""
+def _open(path, experiments=None):
+    """(study file, spec with only ``experiments`` if given, its folder, report root, work folder),
+    every path absolute."""
     path = Path(path).resolve()
     spec = load_study(path)
+    if experiments:
+        unknown = [e for e in experiments if e not in spec["experiments"]]
+        if unknown:
+            raise TrustEqError(f"{path}: no experiment {', '.join(map(repr, unknown))}; "
+                               f"the file defines {', '.join(spec['experiments'])}")
+        spec["experiments"] = {k: v for k, v in spec["experiments"].items() if k in experiments}
     base = path.parent
     out_root = (base / spec.get("out", path.stem)).resolve()
     work = (base / Path(str(spec.get("work", f".trusteq-work/{path.stem}"))).expanduser()).resolve()

@@ -1,0 +1,99 @@
+"""README's results tables of a study experiment, written from its report.json.
+
+    python studies/tables.py studies/minilm-families/snli/report.json
+
+prints three Markdown tables (models; explanations; verdict per dimension). README pastes them
+unchanged, and tests/test_study_tables.py checks that they still match the committed reports.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DIMENSIONS = ("predictions", "calibration", "explanations.lime", "explanations.shap")
+
+
+def _f(x: float, signed: bool = False) -> str:
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def _ci(d: dict) -> str:
+    return f"{_f(d['value'])} [{_f(d['ci'][0])}, {_f(d['ci'][1])}]"
+
+
+def _size(study: dict) -> tuple[str, str]:
+    params = study.get("parameters")
+    nonzero = study.get("nonzero_parameters")
+    text = f"{params / 1e6:.1f}M" if params else "–"
+    if nonzero is not None and params and nonzero < 0.9 * params:
+        text += f" ({nonzero / 1e6:.1f}M non-zero)"
+    mb = study.get("size_mb")
+    return text, (f"{mb:.1f}" if mb is not None else "–")
+
+
+def models_table(report: dict) -> str:
+    """Per model: parameters, MB, accuracy, agreement, flip rate, ECE, calibration error, Brier."""
+    rows = ["| model | parameters | MB | accuracy [95% CI] | agreement | flip rate | ECE equal-width | "
+            "ECE equal-mass | calibration error (debiased, verdict) | Brier |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in [report["reference"], *report["candidates"]]:
+        m = report["models"][name]
+        params, mb = _size(report.get("study", {}).get("models", {}).get(name, {}))
+        c = report["comparisons"].get(name)
+        agree = _f(c["agreement"]["value"]) if c else "(reference)"
+        flips = _f(c["flip_rate"]["total"]["value"]) if c else "–"
+        rows.append(f"| {name} | {params} | {mb} | {_ci(m['accuracy'])} | {agree} | {flips} | "
+                    f"{_f(m['ece']['equal_width']['value'])} | {_f(m['ece']['equal_mass']['value'])} | "
+                    f"{_f(m['calibration_error']['value'])} | {_f(m['brier']['value'])} |")
+    return "\n".join(rows)
+
+
+def explanations_table(report: dict) -> str:
+    """Per model and explainer: Jaccard@10 and cosine with the reference, beside the noise floors."""
+    k = report["settings"]["top_k"][0]
+    measure = report["settings"]["verdict_measure"]
+    explainers = report["settings"]["explainers"]
+    head = " | ".join(f"{e.upper()} Jaccard@{k} | {e.upper()} {measure}" for e in explainers)
+    rows = [f"| model | {head} |", "|---|" + "---|" * (2 * len(explainers))]
+    floor = report["noise_floor"]
+    cells = [f"floor {_f(floor[e][key]['mean'])}" for e in explainers
+             for key in (f"jaccard@{k}", measure)]
+    rows.append(f"| {report['reference']} (reference, its noise floor) | " + " | ".join(cells) + " |")
+    for name in report["candidates"]:
+        c = report["comparisons"][name]
+        cells = [f"{_f(c['alignment'][e][key]['mean'])} (floor {_f(c['noise_floor'][e][key]['mean'])})"
+                 for e in explainers for key in (f"jaccard@{k}", measure)]
+        rows.append(f"| {name} vs {report['reference']} (its own floor) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _decision(dim: dict) -> str:
+    part = dim["parts"][dim["deciding_part"]]
+    lo, hi = dim["interval"]
+    name = {"gap": "gap"}.get(dim["deciding_part"], dim["deciding_part"].replace("_", " "))
+    return f"{dim['decision']} ({name} {_f(dim['statistic'], True)} [{_f(lo, True)}, {_f(hi, True)}], " \
+           f"margin {part['margin']:g})"
+
+
+def verdict_table(report: dict) -> str:
+    """Per candidate: each dimension's decision, with the statistic and 90% interval that decided it."""
+    dims = [d for d in DIMENSIONS
+            if any(d in c["verdict"]["dimensions"] for c in report["comparisons"].values())]
+    rows = ["| candidate | " + " | ".join(dims) + " | overall |", "|---|" + "---|" * (len(dims) + 1)]
+    for name in report["candidates"]:
+        v = report["comparisons"][name]["verdict"]
+        cells = [_decision(v["dimensions"][d]) if d in v["dimensions"] else "–" for d in dims]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | **{v['overall']}** |")
+    return "\n".join(rows)
+
+
+def tables(path) -> str:
+    report = json.loads(Path(path).read_text(encoding="utf-8"))
+    return "\n\n".join([models_table(report), explanations_table(report), verdict_table(report)])
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        print(tables(arg))
+        print()
