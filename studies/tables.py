@@ -2,7 +2,8 @@
 
     python studies/tables.py studies/minilm-families/snli/report.json
 
-prints three Markdown tables (models; explanations; verdict per dimension). README pastes them
+prints three Markdown tables (models; explanations; verdict per dimension), or for a report of
+``--protocol paper`` one table of the paper's top-k Jaccard. README pastes them
 unchanged, and tests/test_study_tables.py checks that they still match the committed reports.
 """
 from __future__ import annotations
@@ -69,15 +70,16 @@ def explanations_table(report: dict) -> str:
 
 
 def _decision(dim: dict) -> str:
-    part = dim["parts"][dim["deciding_part"]]
-    lo, hi = dim["interval"]
-    name = {"gap": "gap"}.get(dim["deciding_part"], dim["deciding_part"].replace("_", " "))
-    return f"{dim['decision']} ({name} {_f(dim['statistic'], True)} [{_f(lo, True)}, {_f(hi, True)}], " \
-           f"margin {part['margin']:g})"
+    """'not equivalent: accuracy -0.125 [-0.133, -0.117] (margin 0.01, not equivalent); ...' for every part."""
+    parts = [f"{name.replace('_', ' ')} {_f(p['statistic'], True)} [{_f(p['interval'][0], True)}, "
+             f"{_f(p['interval'][1], True)}] (margin {p['margin']:g}"
+             + (f", {p['decision']})" if len(dim["parts"]) > 1 else ")")
+             for name, p in dim["parts"].items() if p.get("statistic") is not None]
+    return f"{dim['decision']}: " + "; ".join(parts) if parts else dim["decision"]
 
 
 def verdict_table(report: dict) -> str:
-    """Per candidate: each dimension's decision, with the statistic and 90% interval that decided it."""
+    """Per candidate: each dimension's decision, with every tested statistic, its 90% interval and margin."""
     dims = [d for d in DIMENSIONS
             if any(d in c["verdict"]["dimensions"] for c in report["comparisons"].values())]
     rows = ["| candidate | " + " | ".join(dims) + " | overall |", "|---|" + "---|" * (len(dims) + 1)]
@@ -88,8 +90,29 @@ def verdict_table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def paper_table(report: dict) -> str:
+    """The paper protocol's top-k Jaccard (Rai et al. 2025) per candidate, beside the reference's floor."""
+    k = report["settings"]["top_k"][0]
+    explainers = report["settings"]["explainers"]
+    key = f"paper_jaccard@{k}"
+    rows = ["| model | " + " | ".join(f"{e.upper()} paper Jaccard@{k} [95% CI]" for e in explainers) + " |",
+            "|---|" + "---|" * len(explainers)]
+    floor = report["noise_floor"]
+    rows.append(f"| {report['reference']} vs itself (noise floor) | "
+                + " | ".join(_ci({"value": floor[e][key]["mean"], "ci": floor[e][key]["ci"]}) for e in explainers)
+                + " |")
+    for name in report["candidates"]:
+        a = report["comparisons"][name]["alignment"]
+        rows.append(f"| {name} vs {report['reference']} | "
+                    + " | ".join(_ci({"value": a[e][key]["mean"], "ci": a[e][key]["ci"]}) for e in explainers)
+                    + " |")
+    return "\n".join(rows)
+
+
 def tables(path) -> str:
     report = json.loads(Path(path).read_text(encoding="utf-8"))
+    if report["settings"].get("protocol") == "paper":
+        return paper_table(report)
     return "\n\n".join([models_table(report), explanations_table(report), verdict_table(report)])
 
 

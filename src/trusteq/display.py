@@ -135,7 +135,9 @@ class AlignmentDisplay:
         for body, label in zip(parts["bodies"], labels):
             body.set_facecolor("#adb5bd" if label.startswith("noise floor") else "#d9480f")
             body.set_alpha(0.6)
-        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+        slant = len(labels) > 5  # upright labels of more runs run into each other
+        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8, rotation=35 if slant else 0,
+                      ha="right" if slant else "center", rotation_mode="anchor")
         ax.set_ylim(min(-0.02, *(float(np.min(d)) - 0.02 for d in data if len(d))), 1.02)
         ax.set_ylabel(self.metric_label)
         if self.title:

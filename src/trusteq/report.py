@@ -145,7 +145,7 @@ def _reliability_figure(result: CompareResult) -> bytes:
                                                    strategy=strategy, name=name, ax=ax, color=color, marker=marker)
             ax.set_title(f"{cand} vs {ref}\n{strategy.replace('_', '-')} bins", fontsize=10)
     fig.suptitle("Reliability diagrams (95% Wilson intervals; diagonal = perfect calibration)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # half an inch for the title at any height
     return _png(fig)
 
 
@@ -167,7 +167,8 @@ def _alignment_figure(result: CompareResult) -> bytes:
         ax.text(0.5, 0.5, "no explanations were computed", ha="center", va="center")
         ax.axis("off")
         return _png(fig)
-    fig = _figure(figsize=(5.5 * len(result.explanations), 3.6))
+    runs = len(next(iter(result.explanations.values())).alignments)
+    fig = _figure(figsize=(max(5.5, 0.6 * runs) * len(result.explanations), 3.6 + 0.4 * (runs > 5)))
     axes = fig.subplots(1, len(result.explanations), squeeze=False)
     for ax, (explainer, explained) in zip(axes[0], result.explanations.items()):
         AlignmentDisplay.from_alignments(explained.alignments, metric, reference=s["reference"], ax=ax,
