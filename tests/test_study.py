@@ -285,6 +285,20 @@ experiments:
         assert not text.startswith("/") and not text.startswith(str(f.parent)), (where, text)
 
 
+def test_a_work_folder_spelled_from_home_is_reported_from_home(tmp_path, monkeypatch):
+    from trusteq.study import _relative_paths
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    work, base = tmp_path / "home" / ".cache" / "w", tmp_path / "repo" / "studies"
+    summary = {"data": {"source": str(tmp_path / "repo" / "data" / "t.tsv")},
+               "models": {"a": {"source": str(work / "e" / "a")}, "b": {"source": str(tmp_path / "m")}},
+               "study": {"models": {"c": {"source_model": str(work / "e" / "a")}}}}
+    _relative_paths(summary, base, work)
+    assert summary == {"data": {"source": "../data/t.tsv"},
+                       "models": {"a": {"source": "~/.cache/w/e/a"}, "b": {"source": "../../m"}},
+                       "study": {"models": {"c": {"source_model": "~/.cache/w/e/a"}}}}
+
+
 def test_study_with_an_unwritable_out_fails_before_building(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     study = tmp_path / "s.yaml"

@@ -217,7 +217,7 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
                          **{**top, **_compare_kwargs(exp, comparison), **execution})
         result.summary["study"] = {"file": path.name, "experiment": name, "comparison": comparison,
                                    "models": {m: _provenance(built[m]) for m in built}}
-        _relative_paths(result.summary, base)
+        _relative_paths(result.summary, base, work if str(spec.get("work", "")).startswith("~") else None)
         folder = out_root / name if comparison is None else out_root / name / comparison
         written.append(write_report(result, folder).parent)
     print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
@@ -297,28 +297,32 @@ def _path(base: Path, value) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def _relative_paths(summary: dict, base: Path) -> None:
+def _relative_paths(summary: dict, base: Path, home_work: Path | None = None) -> None:
     """Rewrite, in place, the absolute paths of this machine that a study report records (the data and
     model sources, and every path in the models' provenance) as paths relative to ``base``, the study
-    file's folder, so that a committed report does not name the folders of the machine that ran it."""
+    file's folder, so that a committed report does not name the folders of the machine that ran it.
+    Paths inside ``home_work`` (the work folder, when the study file spells it from ``~``) are written
+    from ``~`` as the file spells them (``~/.cache/trusteq-work/...``), not as a climb out of the checkout."""
     data = summary.get("data", {})
     if "source" in data:
-        data["source"] = _relative(data["source"], base)
+        data["source"] = _relative(data["source"], base, home_work)
     for info in summary.get("models", {}).values():
         if isinstance(info, dict) and "source" in info:
-            info["source"] = _relative(info["source"], base)
+            info["source"] = _relative(info["source"], base, home_work)
     study = summary["study"]
-    study["models"] = _relative(study["models"], base)
+    study["models"] = _relative(study["models"], base, home_work)
 
 
-def _relative(value, base: Path):
+def _relative(value, base: Path, home_work: Path | None = None):
     """``value`` with every absolute path string in it (recursively through dicts and lists) made
-    relative to ``base``; other values unchanged."""
+    relative to ``base`` (or written from ``~`` inside ``home_work``); other values unchanged."""
     if isinstance(value, dict):
-        return {k: _relative(v, base) for k, v in value.items()}
+        return {k: _relative(v, base, home_work) for k, v in value.items()}
     if isinstance(value, list):
-        return [_relative(v, base) for v in value]
+        return [_relative(v, base, home_work) for v in value]
     if isinstance(value, str) and os.path.isabs(value):
+        if home_work is not None and Path(value).is_relative_to(home_work):
+            return "~/" + Path(value).relative_to(Path.home()).as_posix()
         try:
             return os.path.relpath(value, base)
         except ValueError:  # another drive (Windows): no relative path exists
