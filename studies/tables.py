@@ -19,8 +19,8 @@ def _f(x: float, signed: bool = False) -> str:
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
-def _ci(d: dict) -> str:
-    return f"{_f(d['value'])} [{_f(d['ci'][0])}, {_f(d['ci'][1])}]"
+def _ci(d: dict, key: str = "value") -> str:
+    return f"{_f(d[key])} [{_f(d['ci'][0])}, {_f(d['ci'][1])}]"
 
 
 def _size(study: dict) -> tuple[str, str]:
@@ -99,12 +99,12 @@ def paper_table(report: dict) -> str:
             "|---|" + "---|" * len(explainers)]
     floor = report["noise_floor"]
     rows.append(f"| {report['reference']} vs itself (noise floor) | "
-                + " | ".join(_ci({"value": floor[e][key]["mean"], "ci": floor[e][key]["ci"]}) for e in explainers)
+                + " | ".join(_ci(floor[e][key], "mean") for e in explainers)
                 + " |")
     for name in report["candidates"]:
         a = report["comparisons"][name]["alignment"]
         rows.append(f"| {name} vs {report['reference']} | "
-                    + " | ".join(_ci({"value": a[e][key]["mean"], "ci": a[e][key]["ci"]}) for e in explainers)
+                    + " | ".join(_ci(a[e][key], "mean") for e in explainers)
                     + " |")
     return "\n".join(rows)
 

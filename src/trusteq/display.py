@@ -106,6 +106,9 @@ class AlignmentDisplay:
     title : str, optional
     """
 
+    #: More runs than this get slanted tick labels (upright ones run into each other).
+    MAX_UPRIGHT_LABELS = 5
+
     def __init__(self, values: dict[str, np.ndarray], *, metric_label: str, title: str | None = None):
         self.values = values
         self.metric_label = metric_label
@@ -135,7 +138,7 @@ class AlignmentDisplay:
         for body, label in zip(parts["bodies"], labels):
             body.set_facecolor("#adb5bd" if label.startswith("noise floor") else "#d9480f")
             body.set_alpha(0.6)
-        slant = len(labels) > 5  # upright labels of more runs run into each other
+        slant = len(labels) > self.MAX_UPRIGHT_LABELS
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8, rotation=35 if slant else 0,
                       ha="right" if slant else "center", rotation_mode="anchor")
         ax.set_ylim(min(-0.02, *(float(np.min(d)) - 0.02 for d in data if len(d))), 1.02)

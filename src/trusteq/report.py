@@ -168,7 +168,8 @@ def _alignment_figure(result: CompareResult) -> bytes:
         ax.axis("off")
         return _png(fig)
     runs = len(next(iter(result.explanations.values())).alignments)
-    fig = _figure(figsize=(max(5.5, 0.6 * runs) * len(result.explanations), 3.6 + 0.4 * (runs > 5)))
+    slanted = runs > AlignmentDisplay.MAX_UPRIGHT_LABELS  # slanted labels need more height
+    fig = _figure(figsize=(max(5.5, 0.6 * runs) * len(result.explanations), 3.6 + 0.4 * slanted))
     axes = fig.subplots(1, len(result.explanations), squeeze=False)
     for ax, (explainer, explained) in zip(axes[0], result.explanations.items()):
         AlignmentDisplay.from_alignments(explained.alignments, metric, reference=s["reference"], ax=ax,

@@ -227,8 +227,9 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
 def estimate_study(path, experiments=None) -> str:
     """The estimated wall time of each stage of the study at ``path`` on this machine, as printable lines.
 
-    ``experiments``: names, default all (see :func:`run_study`). Runs nothing: reads the data and measures each model's throughput on 64
-    test pairs (see :class:`Estimate`). Built models count 0; cached
+    ``experiments``: names, default all (see :func:`run_study`). Runs nothing:
+    reads the data and measures each model's throughput on 64 test pairs (see
+    :class:`Estimate`). Built models count 0; cached
     predictions and explanations are not discounted.
 
     Raises
@@ -431,7 +432,8 @@ class Estimate:
       model runs 2 x repeats times (its own noise floor included); perturbed pairs
       and ONNX Runtime make an explanation pass ~3x cheaper than a test-set pass; an int8
       graph runs one pair per call (its batching check), measured at 0.85x the fp32
-      source's batched rate (3.8 ms per SNLI pair with MiniLM-L6; 1.8x was assumed before). Measured on 2 CPU cores with MiniLM-L6 (benchmarks/explain_speed.py).
+      source's batched rate (3.8 ms per SNLI pair with MiniLM-L6; 1.8x was assumed before).
+      Measured on 2 CPU cores with MiniLM-L6 (benchmarks/explain_speed.py).
     * the paper's protocol (``protocol: paper``): LIME all ``lime_samples`` (no
       de-duplication), SHAP ``shap_evals`` (at least 2d + 1), per run; the reference
       runs twice per repeat (its floor), each candidate once; nothing is shared between
