@@ -1,9 +1,9 @@
-"""README's results tables of a study experiment, written from its report.json.
+"""The results tables of a study experiment (docs/results.md), written from its report.json.
 
     python studies/tables.py studies/minilm-families/snli/report.json
 
 prints three Markdown tables (models; explanations; verdict per dimension), or for a report of
-``--protocol paper`` one table of the paper's top-k Jaccard. README pastes them
+``--protocol paper`` one table of the paper's top-k Jaccard. docs/results.md pastes them
 unchanged, and tests/test_study_tables.py checks that they still match the committed reports.
 """
 from __future__ import annotations
