@@ -10,15 +10,18 @@ SHAP top-k Jaccard and related metrics, judged against a noise floor).
 >>> trusteq.write_report(result, "out")  # doctest: +SKIP
 """
 
-from .comparison import CompareResult, compare
+from .comparison import compare
 from .data import ColumnMap, Dataset, Example, load_dataset
-from .errors import DataError, LabelError, ModelError, TrustEqError
+from .errors import DataError, LabelError, ModelError, SettingsError, TrustEqError
 from .models import CallableClassifier, HFClassifier, ONNXClassifier, load_model
 from .report import write_report
+from .results import CompareResult
+from .settings import CompareSettings
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "compare", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap", "load_model",
+    "compare", "CompareSettings", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap", "load_model",
     "HFClassifier", "ONNXClassifier", "CallableClassifier", "TrustEqError", "DataError", "LabelError", "ModelError",
+    "SettingsError",
 ]

@@ -1,8 +1,14 @@
 """Command line: ``trusteq compare``, ``gate``, ``study``, ``models pull``, ``finetune``, ``distill``, ``compress``.
 
-Exit codes: 0 success, 2 bad input or settings (one ``trusteq: error:`` line
-on stderr, nothing written), 1 unexpected failure; ``gate`` exits 1 when a
-candidate is not equivalent (see :func:`trusteq.gate.gate`).
+Exit codes: 0 success; 2 bad input or settings (a :class:`~trusteq.errors.TrustEqError`:
+one ``trusteq: error:`` line on stderr, nothing written); 1 an unexpected
+failure, a bug (its traceback on stderr); ``gate`` exits 1 when a candidate is
+not equivalent (see :func:`trusteq.gate.gate`).
+
+The flags of ``compare`` and the training flags of ``finetune``, ``distill``
+and ``compress`` are generated from :class:`trusteq.settings.CompareSettings`
+and :class:`trusteq.workshop.TrainSettings` (:func:`trusteq.settings.add_arguments`):
+their defaults, ranges and help are written there once.
 """
 
 from __future__ import annotations
@@ -12,38 +18,24 @@ import sys
 from pathlib import Path
 
 from .errors import TrustEqError
+from .settings import CompareSettings, add_arguments, from_arguments
 
-__all__ = ["main", "build_parser"]
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
-
-
-def _explainers(text: str) -> list[str]:
-    from .explain import EXPLAINERS
-
-    if text.strip().lower() == "none":
-        return []
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in EXPLAINERS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown explainer(s) {bad}; choose from {', '.join(EXPLAINERS)} or none")
-    return values
+__all__ = ["main", "build_parser", "compare_settings"]
 
 
 def _column(text: str):
     return int(text) if text.isdigit() else text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's errors: one ``trusteq: error:`` line naming the command and option, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"trusteq: error: {self.prog.removeprefix('trusteq').strip() or 'trusteq'}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trusteq", description="Is a compressed model trust-equivalent to its "
+    parser = _Parser(prog="trusteq", description="Is a compressed model trust-equivalent to its "
                                      "reference? Calibration, agreement and explanation alignment.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
@@ -52,85 +44,38 @@ def build_parser() -> argparse.ArgumentParser:
                     "sentence pairs or single texts and write report.json, report.md, report.html, reliability.png, "
                     "alignment.png, predictions.csv and explanations.jsonl into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = p.add_argument_group("models")
-    g.add_argument("--reference", required=True, metavar="PATH_OR_ID",
-                   help="reference model: a transformers folder, an ONNX folder, or a hub id")
-    g.add_argument("--candidate", required=True, action="append", metavar="PATH_OR_ID",
-                   help="candidate (compressed) model; repeat for several")
-    g.add_argument("--name", action="append", metavar="NAME",
-                   help="report names, one per model: reference first, then candidates in order "
-                        "(default: folder names)")
-    g.add_argument("--label-map", action="append", metavar="[MODEL=]NAMES",
-                   help="label names of a model's outputs 0..C-1, comma-separated, e.g. "
-                        "'ref=entailment,neutral,contradiction'; without MODEL= it applies to every model. "
-                        "Needed when a model's id2label says LABEL_0.. ; repeatable")
-    g.add_argument("--max-length", type=int, default=128, help="tokens per pair; longer pairs are truncated "
-                                                                "(counted in the report)")
-    g.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
-    g.add_argument("--offline", action="store_true", help="never access the network (also HF_HUB_OFFLINE=1)")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, metavar="PATH_OR_NAME",
-                   help="data file (SNLI/GLUE/MSR/TaxiNLI/SICK formats are recognised; CSV/TSV/JSONL/Parquet with "
-                        "the column options) or hf:NAME[:CONFIG]")
-    _data_options(g)
-    g.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random sample of N examples")
-    g.add_argument("--skip-invalid", action="store_true",
-                   help="drop invalid rows (missing or unknown label, empty text, undecodable bytes, duplicate id) "
-                        "instead of stopping; every dropped row and its reason is listed in report.json")
-    g = p.add_argument_group("explanations")
-    g.add_argument("--explainers", type=_explainers, default=["lime", "shap"], metavar="LIST",
-                   help="comma-separated: lime, shap (Partition), shap-permutation; or none")
-    g.add_argument("--protocol", choices=["pair", "paper"], default="pair",
-                   help="pair: trusteq's pair-aware explanations, decided against both models' noise floors (the "
-                        "default); paper: the authors' settings (Rai et al. 2025: LIME and SHAP on the merged "
-                        "text, their top-10 word Jaccard), for comparison with the paper, lime and shap only and "
-                        "descriptive (the explanation verdict is inconclusive). The paper's budgets, set with "
-                        "--lime-samples/--shap-evals: NLI LIME 1,000 samples / SHAP 500 evaluations, PI LIME 100 / "
-                        "SHAP 100")
-    g.add_argument("--lime-samples", type=int, default=1000, metavar="N", help="perturbed samples per LIME "
-                                                                               "explanation")
-    g.add_argument("--shap-evals", type=int, default=2500, metavar="N",
-                   help="cap on model evaluations per SHAP explanation: exact Owen values where they cost at most "
-                        "N, a seeded estimate with N evaluations elsewhere (2,500 makes 99%% of SNLI and MRPC "
-                        "pairs exact)")
-    g.add_argument("--explain-limit", type=int, default=100, metavar="N",
-                   help="explain a seeded random sample of N of the evaluated examples")
-    g.add_argument("--explain-repeats", type=int, default=1, metavar="R",
-                   help="repeat the seeded explanations with R disjoint seed sets (mean and variance over "
-                        "seeds; the paper uses 3)")
-    g.add_argument("--explain-class", choices=["gold", "reference"], default="gold",
-                   help="class explained: the gold label (as in the paper) or the reference's prediction")
-    g.add_argument("--top-k", type=_int_list, default=[10], metavar="K[,K...]", help="top-k sizes for alignment")
-    g = p.add_argument_group("verdict")
-    _verdict_options(g)
-    g = p.add_argument_group("statistics and output")
-    g.add_argument("--n-bins", type=int, default=10, help="calibration bins (equal-width and equal-mass)")
-    g.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples per interval")
-    g.add_argument("--seed", type=int, default=0, help="fixes every random choice")
-    g.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _execution_options(p.add_argument_group("execution"))
+    g = add_arguments(p, CompareSettings, groups=("models", "data", "explanations", "verdict",
+                                                   "statistics and output", "execution"))
+    g["models"].add_argument("--reference", required=True, metavar="PATH_OR_ID",
+                             help="reference model: a transformers folder, an ONNX folder, or a hub id")
+    g["models"].add_argument("--candidate", required=True, action="append", metavar="PATH_OR_ID",
+                             help="candidate (compressed) model; repeat for several")
+    _custom_flag(g["models"], "names", action="append")
+    _custom_flag(g["models"], "label_map", action="append")
+    g["data"].add_argument("--data", required=True, metavar="PATH_OR_NAME",
+                           help="data file (SNLI/GLUE/MSR/TaxiNLI/SICK formats are recognised; CSV/TSV/JSONL/Parquet "
+                                "with the column options) or hf:NAME[:CONFIG]")
+    _data_options(g["data"])
+    _verdict_options(g["verdict"])
+    g["statistics and output"].add_argument("--out", required=True, metavar="DIR", help="output folder")
     _workshop_parsers(sub)
     return parser
 
 
+def _custom_flag(g, name: str, **kwargs) -> None:
+    """A CompareSettings option the CLI builds by hand (its flag, help and metavar from the settings field)."""
+    from dataclasses import fields
+
+    opt = next(f for f in fields(CompareSettings) if f.name == name).metadata["option"]
+    g.add_argument(opt.flag, metavar=opt.metavar, help=opt.help, **kwargs)
+
+
 def _device_option(g, default: str | None = "auto") -> None:
-    g.add_argument("--device", default=default, metavar="DEVICE",
-                   help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N")
+    """--device of the training commands (the field ``device`` of CompareSettings gives its help)."""
+    from dataclasses import fields
 
-
-def _execution_options(g, defaults: bool = True) -> None:
-    """--device, --executor, --ray-address, --threads (compare; study, where they override the file)."""
-    _device_option(g, "auto" if defaults else None)
-    g.add_argument("--executor", choices=["local", "ray"], default="local" if defaults else None,
-                   help="where predictions and explanations run: this process, or Ray actors (pip install "
-                        "'trusteq[ray]')")
-    g.add_argument("--ray-address", metavar="ADDR",
-                   help="Ray cluster to join with --executor ray (e.g. auto, or HOST:6379); default: start a local "
-                        "Ray instance")
-    g.add_argument("--threads", type=int, metavar="N",
-                   help="PyTorch and ONNX Runtime threads per worker (default: the runtimes' own locally, 1 per Ray "
-                        "actor)")
+    opt = next(f for f in fields(CompareSettings) if f.name == "device").metadata["option"]
+    g.add_argument(opt.flag, default=default, metavar=opt.metavar, help=opt.help)
 
 
 TASK_HELP = ("nli: sentence pairs, entailment/neutral/contradiction (or entailment/not_entailment); pi: sentence "
@@ -150,9 +95,7 @@ def _data_options(g, task_required: bool = True) -> None:
     g.add_argument("--label", metavar="COL", help="column of the gold label (names or integer codes)")
     g.add_argument("--id", metavar="COL", help="column of a unique example id (default: row index)")
     g.add_argument("--no-header", action="store_true", help="the file has no header line; columns are indices")
-    g.add_argument("--label-names", metavar="NAMES",
-                   help="names of integer label codes 0,1,..., comma-separated (also for recognised formats, "
-                        "whose codes it renames); the class order of text-classification")
+    _custom_flag(g, "label_names")
 
 
 def _margin(text: str) -> tuple[str, float]:
@@ -170,23 +113,20 @@ def _margin(text: str) -> tuple[str, float]:
 
 
 def _verdict_options(g) -> None:
+    """--margin (compare); --alpha is generated from CompareSettings."""
     from .metrics.verdict import MARGINS
 
-    g.add_argument("--alpha", type=float, default=0.05,
-                   help="level of every equivalence test; decisions read 1 - 2 alpha intervals")
     g.add_argument("--margin", type=_margin, action="append", default=[], metavar="NAME=VALUE",
                    help="equivalence margin, repeatable; defaults: " +
                         ", ".join(f"{k}={v}" for k, v in MARGINS.items()))
 
 
-def _train_options(p, epochs: int) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=epochs)
-    g.add_argument("--learning-rate", type=float, default=5e-5, help="peak AdamW learning rate")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--max-length", type=int, default=128, help="tokens per pair")
-    g.add_argument("--freeze-layers", type=int, default=0, help="lower encoder layers (and embeddings) kept frozen")
-    g.add_argument("--seed", type=int, default=0)
+def _train_options(p, compression: bool = False) -> None:
+    """The TrainSettings flags (defaults: TrainSettings(), or its compression defaults), --no-progress, --device."""
+    from .workshop.finetune import TrainSettings
+
+    base = TrainSettings.for_compression() if compression else TrainSettings()
+    g = add_arguments(p, TrainSettings, base=base)["training"]
     g.add_argument("--no-progress", action="store_true")
     _device_option(g)
 
@@ -207,7 +147,7 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--dev", help="dev data for the reported accuracy (same columns)")
     _data_options(p)
     p.add_argument("--out", required=True)
-    _train_options(p, epochs=3)
+    _train_options(p)
 
     p = sub.add_parser("distill", help="train a student on a teacher's soft labels", formatter_class=fmt)
     p.add_argument("--teacher", required=True, metavar="DIR", help="fine-tuned teacher")
@@ -218,7 +158,7 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-label loss")
     p.add_argument("--out", required=True)
-    _train_options(p, epochs=3)
+    _train_options(p)
 
     p = sub.add_parser("gate", help="release gate: exit 0 when every candidate of a report is equivalent",
                        description="Read report.json, print one line per candidate and exit 0 when every candidate "
@@ -238,8 +178,8 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--experiment", action="append", metavar="NAME",
                    help="run (or estimate) only this experiment; repeatable (default: all, in the file's order)")
     p.add_argument("--no-progress", action="store_true")
-    _execution_options(p.add_argument_group("execution (override the study file's keys of the same names)"),
-                       defaults=False)
+    add_arguments(p, CompareSettings, groups=("execution",), defaults=False,
+                  titles={"execution": "execution (override the study file's keys of the same names)"})
 
     p = sub.add_parser("compress", help="int8 quantization, magnitude pruning or layer dropping", formatter_class=fmt)
     p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder")
@@ -247,14 +187,13 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--data", help="training data (drop-layers only; a recognised format)")
     p.add_argument("--task", choices=list(TASKS), help="task (drop-layers only)")
-    _train_options(p, epochs=1)
+    _train_options(p, compression=True)
 
 
-def _settings(args):
+def _settings(args, compression: bool = False):
     from .workshop.finetune import TrainSettings
 
-    return TrainSettings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                         max_length=args.max_length, freeze_layers=args.freeze_layers, seed=args.seed)
+    return from_arguments(TrainSettings, args, base=TrainSettings.for_compression() if compression else None)
 
 
 def _run_workshop(args) -> int:
@@ -292,7 +231,8 @@ def _run_workshop(args) -> int:
     else:
         from .workshop.compress import compress
 
-        info = compress(args.model, args.method, args.out, data=args.data, task=args.task, settings=_settings(args),
+        info = compress(args.model, args.method, args.out, data=args.data, task=args.task,
+                        settings=_settings(args, compression=True),
                         progress=not args.no_progress, device=args.device)
     print(json.dumps({k: info[k] for k in ("method", "parameters", "size_mb", "dev") if k in info}))
     print(Path(args.out).resolve())
@@ -336,24 +276,20 @@ def _label_names(args):
     return [n.strip() for n in args.label_names.split(",")] if args.label_names else None
 
 
+def compare_settings(args) -> CompareSettings:
+    """The CompareSettings of parsed ``compare`` arguments: generated flags by name, hand-built ones converted."""
+    return from_arguments(CompareSettings, args, columns=_columns(args), label_names=_label_names(args),
+                          label_map=_label_map(args.label_map), names=tuple(args.name) if args.name else None,
+                          margins=dict(args.margin) or None)
+
+
 def _run_compare(args) -> int:
     from .comparison import compare
     from .report import write_report
     from .validation import check_output_dir
 
     check_output_dir(args.out, create=False)  # before any work: a bad --out costs seconds, not a run
-    result = compare(
-        args.reference, args.candidate, args.data, args.task,
-        columns=_columns(args), label_names=_label_names(args), limit=args.limit, skip_invalid=args.skip_invalid,
-        explainers=args.explainers,
-        protocol=args.protocol, lime_samples=args.lime_samples,
-        shap_evals=args.shap_evals, explain_limit=args.explain_limit,
-        explain_repeats=args.explain_repeats, explain_class=args.explain_class,
-        top_k=args.top_k, n_bins=args.n_bins, seed=args.seed, n_boot=args.bootstrap,
-        label_map=_label_map(args.label_map), names=args.name, max_length=args.max_length,
-        batch_size=args.batch_size, offline=args.offline, progress=not args.no_progress,
-        alpha=args.alpha, margins=dict(args.margin), **_execution(args),
-    )
+    result = compare(args.reference, args.candidate, args.data, args.task, compare_settings(args))
     page = write_report(result, args.out)
     print(Path(page).parent.resolve())
     return 0
@@ -370,10 +306,9 @@ def main(argv=None) -> int:
             return gate(args.report, margins=dict(args.margin), alpha=args.alpha,
                         allow_inconclusive=args.allow_inconclusive)
         return _run_workshop(args)
-    except (TrustEqError, ValueError) as exc:
+    except TrustEqError as exc:  # anything else is a bug: its traceback, exit code 1
         print(f"trusteq: error: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, SettingsError
 
 __all__ = [
     "TASKS",
@@ -278,15 +278,15 @@ def load_dataset(
         text, missing or unknown label, duplicate id, single texts for a pair
         task, fewer than two labels. The message names the file, the row
         (1-based line, header = line 1) and the field.
-    ValueError
-        Unknown ``task``; repeated ``label_names``.
+    SettingsError
+        Unknown ``task``; repeated ``label_names``; ``limit < 1`` (a ``ValueError`` too).
     """
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+        raise SettingsError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     if label_names is not None:
         label_names = tuple(str(n) for n in label_names)
         if len({normalize_label(n) for n in label_names}) != len(label_names):
-            raise ValueError(f"label names {list(label_names)} repeat a name")
+            raise SettingsError(f"label names {list(label_names)} repeat a name")
     src = str(source)
     if src.startswith("hf:"):
         raw, digest = _read_hf(src[3:], split, columns)
@@ -307,7 +307,7 @@ def load_dataset(
     label_names = _label_set(src, task, examples, raw.codes)
     if limit is not None:
         if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
+            raise SettingsError(f"limit must be >= 1, got {limit}")
         if limit < len(examples):
             keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
             examples = [examples[i] for i in keep]

@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import re
 
-from .errors import TrustEqError
+from .errors import DeviceError
 
-__all__ = ["DeviceError", "DEVICE_HELP", "resolve_device", "ort_providers", "available_devices"]
+__all__ = ["DeviceError", "DEVICE_HELP", "check_device", "resolve_device", "ort_providers", "available_devices"]
 
 #: What a device option may be, for error messages and ``--help``.
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
 _SPEC = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
-
-
-class DeviceError(TrustEqError, ValueError):
-    """A device option that is malformed or names a device this machine lacks (CLI exit code 2)."""
 
 
 def available_devices() -> list[str]:
@@ -60,11 +56,7 @@ def resolve_device(spec="auto"):
     """
     import torch
 
-    text = str(spec).strip().lower()
-    match = _SPEC.match(text)
-    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
-        raise DeviceError(f"device '{spec}': expected {DEVICE_HELP}")
-    kind, index = match.group(1), match.group(2)
+    kind, index = check_device(spec)
     if kind == "auto":
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     if kind == "cpu":
@@ -76,6 +68,21 @@ def resolve_device(spec="auto"):
                           f"{'' if len(available) > 1 else ' (torch.cuda.is_available() is False)'}; "
                           f"use --device cpu or auto")
     return torch.device("cuda", index)
+
+
+def check_device(spec) -> tuple[str, str | None]:
+    """The kind (``auto``, ``cpu``, ``cuda``) and index (None or digits) of a device option, without looking
+    for the device (:func:`resolve_device` does).
+
+    Raises
+    ------
+    DeviceError
+        The option is malformed (``"gpu"``, ``"cuda:x"``, ``"cpu:1"``).
+    """
+    match = _SPEC.match(str(spec).strip().lower())
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise DeviceError(f"device '{spec}': expected {DEVICE_HELP}")
+    return match.group(1), match.group(2)
 
 
 def ort_providers(device, quantized: bool = False) -> list:

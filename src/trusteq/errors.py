@@ -1,8 +1,15 @@
-"""Errors that trusteq reports to a user as one line (CLI exit code 2)."""
+"""Errors that trusteq reports to a user as one line (CLI exit code 2).
+
+Every error a user can cause (bad data, labels, models, options, devices,
+executors, study files, output folders) is a :class:`TrustEqError` subclass
+defined here; the CLI prints its message on one line and exits with code 2.
+Anything else is a bug in trusteq: the CLI lets it propagate with its
+traceback (exit code 1).
+"""
 
 from __future__ import annotations
 
-__all__ = ["TrustEqError", "DataError", "LabelError", "ModelError"]
+__all__ = ["TrustEqError", "DataError", "LabelError", "ModelError", "SettingsError", "DeviceError", "ExecutorError"]
 
 
 class TrustEqError(Exception):
@@ -47,3 +54,18 @@ class LabelError(TrustEqError, ValueError):
 
 class ModelError(TrustEqError, RuntimeError):
     """A model that cannot be loaded or that returns invalid probabilities."""
+
+
+class SettingsError(TrustEqError, ValueError):
+    """An option (a keyword argument, a CLI flag or a study key) with a value trusteq refuses.
+
+    The message names the option and shows the bad value and what is allowed.
+    """
+
+
+class DeviceError(TrustEqError, ValueError):
+    """A device option that is malformed or names a device this machine lacks."""
+
+
+class ExecutorError(TrustEqError, ValueError):
+    """An executor that is unknown or cannot start (Ray not installed, cluster unreachable)."""

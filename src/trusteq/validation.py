@@ -19,7 +19,7 @@ from typing import Collection
 
 import numpy as np
 
-from .errors import TrustEqError
+from .errors import SettingsError, TrustEqError
 
 __all__ = ["check_probability_matrix", "check_probabilities", "check_same_shape", "check_at_least", "check_option",
            "check_output_dir"]
@@ -127,11 +127,11 @@ def check_at_least(name: str, value, low) -> None:
 
     Raises
     ------
-    ValueError
-        ``value < low``: "``name`` must be >= ``low``, got ``value``".
+    SettingsError
+        ``value < low``: "``name`` must be >= ``low``, got ``value``" (a ``ValueError`` too).
     """
     if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+        raise SettingsError(f"{name} must be >= {low}, got {value}")
 
 
 def check_option(name: str, value, allowed: Collection) -> None:
@@ -139,14 +139,14 @@ def check_option(name: str, value, allowed: Collection) -> None:
 
     Raises
     ------
-    ValueError
-        Naming the option, the unknown value(s) and the allowed ones.
+    SettingsError
+        Naming the option, the unknown value(s) and the allowed ones (a ``ValueError`` too).
     """
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     unknown = [v for v in values if v not in allowed]
     if unknown:
         shown = unknown if isinstance(value, (list, tuple)) else repr(value)
-        raise ValueError(f"unknown {name} {shown}; expected one of {list(allowed)}")
+        raise SettingsError(f"unknown {name} {shown}; expected one of {list(allowed)}")
 
 
 def check_output_dir(path, *, create: bool = True) -> Path:

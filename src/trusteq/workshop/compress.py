@@ -31,6 +31,7 @@ import numpy as np
 
 from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
 from ..devices import resolve_device
+from ..errors import SettingsError
 from ..models import export_onnx
 
 __all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers"]
@@ -41,7 +42,7 @@ def parse_method(method: str) -> tuple[str, float | int | None]:
 
     Raises
     ------
-    ValueError
+    SettingsError
         Unknown method or a parameter out of range.
     """
     name, _, arg = method.partition(":")
@@ -53,13 +54,13 @@ def parse_method(method: str) -> tuple[str, float | int | None]:
         except ValueError:
             s = -1.0
         if not 0 < s < 1:
-            raise ValueError(f"prune needs a sparsity in (0, 1), e.g. prune:0.5; got {method!r}")
+            raise SettingsError(f"prune needs a sparsity in (0, 1), e.g. prune:0.5; got {method!r}")
         return name, s
     if name == "drop-layers":
         if not arg.isdigit() or int(arg) < 1:
-            raise ValueError(f"drop-layers needs a number of layers >= 1, e.g. drop-layers:3; got {method!r}")
+            raise SettingsError(f"drop-layers needs a number of layers >= 1, e.g. drop-layers:3; got {method!r}")
         return name, int(arg)
-    raise ValueError(f"unknown compression method {method!r}; expected int8, prune:S or drop-layers:N")
+    raise SettingsError(f"unknown compression method {method!r}; expected int8, prune:S or drop-layers:N")
 
 
 def compress(model_dir, method: str, out, data=None, task: str | None = None,
@@ -74,7 +75,7 @@ def compress(model_dir, method: str, out, data=None, task: str | None = None,
 
     Raises
     ------
-    ValueError
+    SettingsError
         Unknown method. DeviceError: ``device`` malformed or absent (checked for every method).
     """
     name, arg = parse_method(method)
@@ -86,8 +87,8 @@ def compress(model_dir, method: str, out, data=None, task: str | None = None,
         info = prune(model_dir, out, arg)
     else:
         if data is None or task is None:
-            raise ValueError("drop-layers needs --data and --task for its short fine-tune")
-        info = drop_layers(model_dir, out, arg, data, task, settings or TrainSettings(epochs=1), progress, device)
+            raise SettingsError("drop-layers needs --data and --task for its short fine-tune")
+        info = drop_layers(model_dir, out, arg, data, task, settings or TrainSettings.for_compression(), progress, device)
     ran_on = str(device) if name == "drop-layers" else "cpu"  # int8 and pruning: CPU only
     info = {**_source_info(model_dir), **info, "method": method, "device": ran_on,
             "compress_seconds": round(time.time() - started, 1)}
@@ -151,7 +152,7 @@ def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSetti
     layers = model.base_model.encoder.layer
     n = len(layers)
     if keep >= n:
-        raise ValueError(f"drop-layers:{keep} keeps all {n} layers; choose fewer")
+        raise SettingsError(f"drop-layers:{keep} keeps all {n} layers; choose fewer")
     kept = sorted(set(np.round(np.linspace(0, n - 1, keep)).astype(int).tolist()))
     model.base_model.encoder.layer = torch.nn.ModuleList([layers[i] for i in kept])
     model.config.num_hidden_layers = len(kept)

@@ -26,6 +26,8 @@ import numpy as np
 from ..cache import atomic_write_text
 from ..data import ColumnMap, Dataset, as_dataset
 from ..devices import resolve_device
+from ..errors import SettingsError
+from ..settings import check_fields, option
 from ..models import encode_texts
 from .encoders import resolve
 
@@ -37,7 +39,8 @@ PROVENANCE = "trusteq-model.json"
 
 @dataclass
 class TrainSettings:
-    """Training hyper-parameters.
+    """Training hyper-parameters, checked when made (see :mod:`trusteq.settings`: each field's CLI flag and
+    range; a study's model steps take them as keys).
 
     Attributes
     ----------
@@ -53,16 +56,34 @@ class TrainSettings:
     weight_decay : float
     checkpoint_every : int
         Steps between checkpoints.
+
+    Raises
+    ------
+    SettingsError
+        A value below its minimum.
     """
 
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    max_length: int = 128
-    freeze_layers: int = 0
-    seed: int = 0
-    weight_decay: float = 0.01
-    checkpoint_every: int = 200
+    epochs: int = option(3, "passes over the training data", flag="--epochs", group="training", minimum=1, parse=int)
+    learning_rate: float = option(5e-5, "peak AdamW learning rate", flag="--learning-rate", group="training",
+                                  minimum=0, parse=float)
+    batch_size: int = option(32, "training pairs per step", flag="--batch-size", group="training", minimum=1,
+                             parse=int)
+    max_length: int = option(128, "tokens per pair", flag="--max-length", group="training", minimum=1, parse=int)
+    freeze_layers: int = option(0, "lower encoder layers (and embeddings) kept frozen", flag="--freeze-layers",
+                                group="training", minimum=0, parse=int)
+    seed: int = option(0, "fixes every random choice", flag="--seed", group="training", parse=int)
+    weight_decay: float = option(0.01, "AdamW weight decay", flag="--weight-decay", group="training", minimum=0,
+                                 parse=float)
+    checkpoint_every: int = option(200, "steps between checkpoints", flag="--checkpoint-every", group="training",
+                                   minimum=1, parse=int)
+
+    def __post_init__(self):
+        check_fields(self)
+
+    @classmethod
+    def for_compression(cls, **changes) -> "TrainSettings":
+        """The defaults of ``compress`` (its ``drop-layers`` re-tune): one epoch."""
+        return cls(**{"epochs": 1, **changes})
 
 
 def finetune(base: str, data, task: str, out, dev=None, settings: TrainSettings | None = None,
@@ -127,13 +148,13 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
 
     Raises
     ------
-    ValueError
+    SettingsError
         ``temperature`` or ``alpha`` out of range. DataError, ModelError, TrustEqError: as :func:`finetune`.
     """
     from ..models import TaskModel, load_model
 
     if temperature <= 0 or not 0 <= alpha <= 1:
-        raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
+        raise SettingsError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
     settings = settings or TrainSettings()
     device = resolve_device(device)
     train = as_dataset(data, task, columns, label_names)
@@ -182,7 +203,7 @@ def _freeze(model, n_layers: int) -> None:
     base = model.base_model
     layers = base.encoder.layer
     if n_layers > len(layers):
-        raise ValueError(f"cannot freeze {n_layers} layers of a {len(layers)}-layer encoder")
+        raise SettingsError(f"cannot freeze {n_layers} layers of a {len(layers)}-layer encoder")
     for p in base.embeddings.parameters():
         p.requires_grad_(False)
     for layer in layers[:n_layers]:
