@@ -296,11 +296,11 @@ def main() -> None:
     for explainer, budget, hi_budget in (("lime", args.lime_samples, 10000), ("shap", args.shap_evals, 100000)):
         c = Counter(fast_model)
         t = time.perf_counter()
-        b0 = explain_examples({"m": c}, examples, targets, explainer=explainer, seed=0, n_samples=budget)["m"]
-        b1 = explain_examples({"m": c}, examples, targets, explainer=explainer, seed=1, n_samples=budget)["m"]
+        b0 = explain_examples({"m": c}, examples, targets, explainer=explainer, seed=0, budget=budget)["m"]
+        b1 = explain_examples({"m": c}, examples, targets, explainer=explainer, seed=1, budget=budget)["m"]
         seconds = time.perf_counter() - t
         hi = explain_examples({"m": fast_model}, examples[:nf], targets[:nf], explainer=explainer, seed=99,
-                              n_samples=hi_budget)["m"]
+                              budget=hi_budget)["m"]
         report(f"(b) {explainer} {budget}", 2 * len(examples), seconds, c, raw_fast,
                ci(jaccard_weights(b0, b1)), ci(jaccard_weights(b0, hi)),
                versus="(a) LIME 1000" if explainer == "lime" else "(a) SHAP Partition 500")
@@ -317,11 +317,11 @@ def sweep(model, examples, targets) -> None:
           "samples / SHAP fully expanded)")
     for explainer, budgets, hi_budget in (("lime", (100, 200, 300, 500, 750, 1000, 2000), 10000),
                                           ("shap", (100, 300, 500, 1000, 2500), 100000)):
-        hi = explain_examples({"m": model}, examples, targets, explainer=explainer, seed=99, n_samples=hi_budget)["m"]
+        hi = explain_examples({"m": model}, examples, targets, explainer=explainer, seed=99, budget=hi_budget)["m"]
         for budget in budgets:
             c = Counter(model)
-            b0 = explain_examples({"m": c}, examples, targets, explainer=explainer, seed=0, n_samples=budget)["m"]
-            b1 = explain_examples({"m": model}, examples, targets, explainer=explainer, seed=1, n_samples=budget)["m"]
+            b0 = explain_examples({"m": c}, examples, targets, explainer=explainer, seed=0, budget=budget)["m"]
+            b1 = explain_examples({"m": model}, examples, targets, explainer=explainer, seed=1, budget=budget)["m"]
             print(f"{explainer} {budget:6d}: {c.pairs / len(examples):6.0f} evals/expl  stability "
                   f"{ci(jaccard_weights(b0, b1))}  fidelity {ci(jaccard_weights(b0, hi))}", flush=True)
 
@@ -345,7 +345,7 @@ def multi(args, ds, labels, torch_model, targets) -> None:
     out = {}
     for explainer, budget in (("lime", args.lime_samples), ("shap", args.shap_evals)):
         t = time.perf_counter()
-        explain_examples({f"m{i}": m for i, m in enumerate(fast)}, examples, targets, explainer=explainer, seed=0, n_samples=budget)
+        explain_examples({f"m{i}": m for i, m in enumerate(fast)}, examples, targets, explainer=explainer, seed=0, budget=budget)
         out[explainer] = n / (time.perf_counter() - t)
     print(f"(a) LIME {a_lime:.3f} ex/s, (b) LIME {out['lime']:.3f} ex/s: {out['lime'] / a_lime:.1f}x")
     print(f"(a) SHAP {a_shap:.3f} ex/s, (b) SHAP {out['shap']:.3f} ex/s: {out['shap'] / a_shap:.1f}x")

@@ -15,10 +15,12 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["cache_dir", "key", "load_arrays", "save_arrays", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["cache_dir", "key", "entry", "load_or_compute", "load_arrays", "save_arrays", "atomic_write_bytes",
+           "atomic_write_text"]
 
 
 def cache_dir() -> Path:
@@ -33,6 +35,52 @@ def cache_dir() -> Path:
 def key(*parts) -> str:
     """A SHA-256 hex key of JSON-serialisable parts."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def entry(kind: str, *parts, fan_out: bool = True) -> Path:
+    """The file of the cache entry of ``kind`` keyed by ``parts``: ``<cache>/<kind>/<k[:2]>/<k>.npz`` with ``k``
+    their :func:`key` (``<cache>/<kind>/<k>.npz`` without ``fan_out``)."""
+    k = key(*parts)
+    folder = cache_dir() / kind
+    return folder / k[:2] / f"{k}.npz" if fan_out else folder / f"{k}.npz"
+
+
+def load_or_compute(paths: Sequence[Path | None], compute: Callable[[list[int]], Iterable[tuple[int, dict]]],
+                    done: Callable[[int, dict, bool], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """Every entry's arrays: loaded where the cache has them, else computed and stored as each arrives.
+
+    The one look-up/compute/store loop of trusteq's caches (predictions, both
+    explanation caches): an interrupted run loses only what was in flight.
+
+    Parameters
+    ----------
+    paths : sequence of Path or None, length n
+        Each entry's file (:func:`entry`); None: never cached (always computed).
+    compute : callable
+        ``compute(missing)``, with the indices of the entries the cache lacks,
+        yields ``(index, arrays)`` for each of them, in any order.
+    done : callable, optional
+        ``done(index, arrays, cached)`` after each entry is loaded or computed (progress bars).
+
+    Returns
+    -------
+    list of n dict name -> ndarray, in the order of ``paths``.
+    """
+    out: list = [None] * len(paths)
+    missing = []
+    for i, path in enumerate(paths):
+        out[i] = load_arrays(path) if path is not None else None
+        if out[i] is None:
+            missing.append(i)
+        elif done is not None:
+            done(i, out[i], True)
+    for i, arrays in compute(missing) if missing else ():
+        if paths[i] is not None:
+            save_arrays(paths[i], arrays)
+        out[i] = arrays
+        if done is not None:
+            done(i, arrays, False)
+    return out
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

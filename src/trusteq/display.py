@@ -117,7 +117,7 @@ class AlignmentDisplay:
     @classmethod
     def from_alignments(cls, alignments: Sequence, metric: str, *, reference: str, title: str | None = None,
                         ax=None) -> "AlignmentDisplay":
-        """From :class:`trusteq.comparison.Alignment` objects (candidates and noise floors), then :meth:`plot`.
+        """From :class:`trusteq.results.Alignment` objects (candidates and noise floors), then :meth:`plot`.
 
         ``metric`` is a key of each alignment's ``values`` (e.g. "cosine", "jaccard@10", "paper_jaccard@10");
         floors (the reference's, and a candidate's own where measured) are labelled "noise floor (model)".

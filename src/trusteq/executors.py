@@ -1,24 +1,19 @@
 """Where the work of a comparison runs: in this process (``"local"``) or on a Ray cluster (``"ray"``).
 
-The work comes in units, each one call of a :class:`Worker` method on one model:
+The work comes in :class:`Unit` s, each a plain function applied to one model
+and some arguments: ``unit.fn(model, *unit.args)``. ``fn`` must be a
+module-level function (Ray sends it by reference) whose result depends on the
+model and the arguments only. The executors know nothing of what the units
+compute: :mod:`trusteq.predict` sends shards of prediction batches,
+:mod:`trusteq.explain` one explanation per (model, example).
 
-* ``predict``: a shard of prediction batches. The driver cuts the pairs into the
-  batches a local run makes (:meth:`trusteq.models.TaskModel.batch_plan`) and
-  ships whole batches, so every pair is evaluated with the same batch mates as
-  in a local run (models run one pair per call stay so).
-* ``explain``: (model, explainer, seed, budget, block of examples). An
-  explanation of one model depends on that model, the example and the seed
-  only (LIME's masks on (example, seed), SHAP on the model), so explaining each
-  model on its own gives the numbers explaining them together gives.
+The callers keep every cache (:func:`trusteq.cache.load_or_compute`): they send
+only what the cache lacks and store each result as it arrives, so a run that
+mixes executors or resumes after an interruption reuses everything finished.
 
-The driver keeps every cache (:mod:`trusteq.explain._cached`,
-:mod:`trusteq.predict`): it sends only what the cache lacks and writes each
-result as it arrives, so a run that mixes executors or resumes after an
-interruption reuses everything finished.
-
-:class:`LocalExecutor` runs the units in order on a :class:`Worker` in this
-process, on the models the driver loaded. :class:`RayExecutor` runs them on
-Ray actors, each a :class:`Worker` that loads a model once from its
+:class:`LocalExecutor` runs the units in order in this process, on the models
+the driver loaded. :class:`RayExecutor` runs them on Ray actors, each a
+:class:`Worker` that loads a model once from its
 :class:`~trusteq.models.ModelRecipe` (so model folders and the trusteq cache
 folder, which holds the ONNX twins, must be readable by every worker at the
 same path). Lost actors are restarted and their units retried by Ray
@@ -34,36 +29,29 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import TrustEqError
+from .errors import ExecutorError
 from .models import ModelRecipe, TaskModel
 
 __all__ = ["EXECUTORS", "ExecutorError", "Unit", "Worker", "Executor", "LocalExecutor", "RayExecutor",
-           "check_executor", "make_executor", "predict_sharded",
-           "RAY_INSTALL"]
+           "check_executor", "make_executor", "RAY_INSTALL"]
 
 #: Executor names (``compare(executor=...)``).
 EXECUTORS = ("local", "ray")
 #: The install command named when Ray is missing.
 RAY_INSTALL = 'pip install "trusteq[ray]"'
-#: Pairs per prediction unit (whole batches are never split).
-SHARD_PAIRS = 512
 #: Models a worker keeps loaded; the least recently used is dropped beyond.
 MAX_LOADED = 4
 
 
-class ExecutorError(TrustEqError, ValueError):
-    """An executor that is unknown or cannot start (Ray not installed, cluster unreachable) (CLI exit code 2)."""
-
-
 @dataclass(frozen=True)
 class Unit:
-    """One call of ``Worker.<method>(model, *args)``; ``model`` is a TaskModel on the driver."""
+    """One call ``fn(model, *args)``: ``fn`` a module-level function, ``model`` a TaskModel on the driver."""
 
-    method: str
+    fn: Callable
     model: TaskModel
     args: tuple
 
@@ -88,25 +76,14 @@ class Worker:
             torch.set_num_threads(int(threads))
         self.models: OrderedDict[str, TaskModel] = OrderedDict()
 
-    def call(self, index: int, method: str, model, args: tuple) -> tuple[int, object]:
-        """``(index, getattr(self, method)(model, *args))``; ``model`` a TaskModel, or ``(key, recipe)``: a
-        model loaded once per key from a ModelRecipe (or a pickled TaskModel where there is no recipe)."""
-        return index, getattr(self, method)(self._model(model), *args)
+    def call(self, index: int, fn: Callable, model, args: tuple) -> tuple[int, object]:
+        """``(index, fn(model, *args))``; ``model`` a TaskModel, or ``(key, recipe)``: a model loaded once per
+        key from a ModelRecipe (or a pickled TaskModel where there is no recipe)."""
+        return index, fn(self._model(model), *args)
 
     def pid(self) -> int:
         """This worker's process id."""
         return os.getpid()
-
-    def predict(self, model: TaskModel, batches: list[list]) -> list[np.ndarray]:
-        """Probabilities (n_b, K) of each batch of pairs, each batch in one model call."""
-        return [model.predict_batch(batch) for batch in batches]
-
-    def explain(self, model: TaskModel, explainer: str, seed: int, budget: int, examples: list,
-                targets: list[int]) -> list[tuple[np.ndarray, int]]:
-        """Per example, (weights (d,), evaluations) of ``model``'s explanation (``explain._cached.explain_unit``)."""
-        from .explain._cached import explain_unit
-
-        return explain_unit(model, examples, targets, explainer=explainer, seed=seed, budget=budget)
 
     def _model(self, ref) -> TaskModel:
         if isinstance(ref, TaskModel):
@@ -159,7 +136,7 @@ class LocalExecutor(Executor):
 
     def run(self, units: Sequence[Unit]) -> Iterator[tuple[int, object]]:
         for i, unit in enumerate(units):
-            yield self.worker.call(i, unit.method, unit.model, unit.args)
+            yield self.worker.call(i, unit.fn, unit.model, unit.args)
 
     def record(self) -> dict:
         import torch
@@ -215,7 +192,7 @@ class RayExecutor(Executor):
     def run(self, units: Sequence[Unit]) -> Iterator[tuple[int, object]]:
         from ray.util import ActorPool
 
-        calls = [(i, u.method, self._ref(u.model), u.args) for i, u in enumerate(units)]
+        calls = [(i, u.fn, self._ref(u.model), u.args) for i, u in enumerate(units)]
         yield from ActorPool(self.actors).map_unordered(lambda actor, c: actor.call.remote(*c), calls)
 
     def pids(self) -> list[int]:
@@ -281,31 +258,6 @@ def make_executor(kind: str = "local", device=None, address: str | None = None,
     """
     check_executor(kind, address, threads)
     return LocalExecutor(threads) if kind == "local" else RayExecutor(address, device=device, threads=threads)
-
-
-def predict_sharded(executor: Executor, model: TaskModel, pairs: Sequence, progress: bool = False) -> np.ndarray:
-    """``model(pairs)`` computed in units of whole batches, shape (n, K), bit for bit the local result.
-
-    The batches are the model's own (:meth:`TaskModel.batch_plan`), grouped
-    into units of about :data:`SHARD_PAIRS` pairs.
-    """
-    from tqdm.auto import tqdm
-
-    shards, current = [], []
-    for idx in model.batch_plan(pairs):
-        current.append(idx)
-        if sum(map(len, current)) >= SHARD_PAIRS:
-            shards.append(current)
-            current = []
-    shards += [current] if current else []
-    units = [Unit("predict", model, ([[pairs[i] for i in idx] for idx in shard],)) for shard in shards]
-    out = np.empty((len(pairs), len(model.task_labels)), dtype=np.float64)
-    with tqdm(total=len(pairs), desc=f"predict {model.name}", unit="pair", leave=False, disable=not progress) as bar:
-        for i, probs in executor.run(units):
-            for idx, p in zip(shards[i], probs):
-                out[idx] = p
-                bar.update(len(idx))
-    return out
 
 
 def _import_ray():

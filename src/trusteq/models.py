@@ -102,6 +102,31 @@ class PairClassifier:
         """Number of pairs longer than ``max_length`` tokens (0 if unknown)."""
         return 0
 
+    #: Whether every call gets one pair (:meth:`one_pair_per_call`).
+    single_pairs: bool = False
+
+    def one_pair_per_call(self) -> None:
+        """Evaluate one pair per model call from now on (see :meth:`TaskModel.set_pair_by_pair`)."""
+        self.single_pairs = True
+
+    def batch_plan(self, pairs: Pairs) -> list[np.ndarray]:
+        """The model calls :meth:`predict_calls` makes on ``pairs``: each call's indices, in call order (the
+        caller's batch as one call, or one pair per call)."""
+        if self.single_pairs:
+            return [np.array([i]) for i in range(len(pairs))]
+        return [np.arange(len(pairs))] if len(pairs) else []
+
+    def predict_batch(self, pairs: Pairs) -> np.ndarray:
+        """Probabilities (n, C) of ``pairs`` in one model call: for a batch of :meth:`batch_plan`, exactly the
+        rows :meth:`predict_calls` gives it."""
+        return self.predict_proba(pairs)
+
+    def predict_calls(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
+        """Probabilities (n, C) of ``pairs`` in the calls of :meth:`batch_plan`."""
+        if self.single_pairs:
+            return np.vstack([self.predict_proba([pair]) for pair in pairs])
+        return self.predict_proba(pairs, progress=progress)
+
     def info(self) -> dict:
         """Provenance of the model for report.json."""
         return {"kind": self.kind, "class_names": list(self.class_names), "fingerprint": self.fingerprint,
@@ -173,6 +198,13 @@ class _TokenizedClassifier(PairClassifier):
 
     def __reduce__(self):
         return _build, (self.recipe(),)
+
+    def one_pair_per_call(self) -> None:
+        """Batches of one pair from now on (the length batches of size 1)."""
+        self.batch_size = 1
+
+    def predict_calls(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
+        return self.predict_proba(pairs, progress=progress)
 
     def _encode(self, pairs: Pairs):
         return encode_texts(self.tokenizer, pairs, truncation=True, max_length=self.max_length)
@@ -564,8 +596,7 @@ class TaskModel:
         """Evaluate one pair per model call from now on, so that each pair's output depends on that pair alone
         (for models whose outputs depend on their batch mates, such as dynamically quantized int8 models)."""
         self.pair_by_pair = True
-        if isinstance(self.model, _TokenizedClassifier):
-            self.model.batch_size = 1
+        self.model.one_pair_per_call()
 
     @property
     def batching(self) -> str:
@@ -584,28 +615,16 @@ class TaskModel:
     def __call__(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         if len(pairs) == 0:
             return np.zeros((0, len(self.task_labels)))
-        if self.pair_by_pair and not isinstance(self.model, _TokenizedClassifier):
-            probs = np.vstack([self.model.predict_proba([pair]) for pair in pairs])
-        else:
-            probs = self.model.predict_proba(pairs, progress=progress)
-        return self._task_order(probs, len(pairs))
+        return self._task_order(self.model.predict_calls(pairs, progress=progress), len(pairs))
 
     def batch_plan(self, pairs: Pairs) -> list[np.ndarray]:
         """The model calls ``self(pairs)`` makes: the indices of each call's pairs, in call order."""
-        if isinstance(self.model, _TokenizedClassifier):
-            return self.model.batch_plan(pairs)
-        if self.pair_by_pair:
-            return [np.array([i]) for i in range(len(pairs))]
-        return [np.arange(len(pairs))] if len(pairs) else []
+        return self.model.batch_plan(pairs)
 
     def predict_batch(self, pairs: Pairs) -> np.ndarray:
         """Probabilities (n, K) in task order of ``pairs`` in one model call: for a batch of
         :meth:`batch_plan`, exactly the rows ``self(pairs)`` gives it."""
-        if isinstance(self.model, _TokenizedClassifier):
-            probs = self.model.predict_batch(pairs)
-        else:
-            probs = self.model.predict_proba(pairs)
-        return self._task_order(probs, len(pairs))
+        return self._task_order(self.model.predict_batch(pairs), len(pairs))
 
     def _task_order(self, probs, n: int) -> np.ndarray:
         probs = check_probability_matrix(probs, what=f"model '{self.name}' output", n=n,

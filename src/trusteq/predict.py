@@ -13,9 +13,13 @@ import numpy as np
 
 from . import cache
 from .data import Dataset
+from .executors import Executor, LocalExecutor, Unit
 from .models import HFClassifier, ONNXClassifier, TaskModel, export_onnx
 
-__all__ = ["Predictions", "predict", "onnx_twin", "fix_batching"]
+__all__ = ["Predictions", "predict", "predict_sharded", "predict_batches", "onnx_twin", "fix_batching"]
+
+#: Pairs per prediction unit (whole batches are never split).
+SHARD_PAIRS = 512
 
 #: Largest difference in any probability for a runtime to stand in for another.
 TWIN_ATOL = 1e-5
@@ -56,29 +60,56 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
     Parameters
     ----------
     executor : trusteq.executors.Executor, optional
-        Where the batches run (:func:`trusteq.executors.predict_sharded`); default: in this process.
+        Where the batches run (:func:`predict_sharded`); default: in this process.
 
     Raises
     ------
     ModelError
         The model returns invalid probabilities.
     """
-    from .executors import LocalExecutor, predict_sharded
-
     fp = model.fingerprint
     path = None
     if use_cache and fp is not None:
-        k = cache.key("predict", fp, model.batching, dataset.sha256, dataset.ids)
-        path = cache.cache_dir() / "predictions" / f"{k}.npz"
-        hit = cache.load_arrays(path)
-        if hit is not None:
-            return Predictions(model.name, hit["probs"], int(hit["truncated"]), True)
-    pairs = dataset.pairs
-    probs = predict_sharded(executor or LocalExecutor(), model, pairs, progress=progress)
-    truncated = model.model.count_truncated(pairs)
-    if path is not None:
-        cache.save_arrays(path, {"probs": probs, "truncated": np.array(truncated)})
-    return Predictions(model.name, probs, truncated, False)
+        path = cache.entry("predictions", "predict", fp, model.batching, dataset.sha256, dataset.ids, fan_out=False)
+    pairs, cached = dataset.pairs, []
+
+    def compute(missing):
+        probs = predict_sharded(executor or LocalExecutor(), model, pairs, progress=progress)
+        yield 0, {"probs": probs, "truncated": np.array(model.model.count_truncated(pairs))}
+
+    [arrays] = cache.load_or_compute([path], compute, done=lambda i, arrays, hit: cached.append(hit))
+    return Predictions(model.name, arrays["probs"], int(arrays["truncated"]), cached[0])
+
+
+def predict_batches(model: TaskModel, batches: list[list]) -> list[np.ndarray]:
+    """A prediction unit: probabilities (n_b, K) of each batch of pairs, each batch in one model call."""
+    return [model.predict_batch(batch) for batch in batches]
+
+
+def predict_sharded(executor: Executor, model: TaskModel, pairs: Sequence, progress: bool = False) -> np.ndarray:
+    """``model(pairs)`` computed in units of whole batches on ``executor``, shape (n, K), bit for bit the local
+    result.
+
+    The batches are the model's own (:meth:`TaskModel.batch_plan`), grouped
+    into units of about :data:`SHARD_PAIRS` pairs.
+    """
+    from tqdm.auto import tqdm
+
+    shards, current = [], []
+    for idx in model.batch_plan(pairs):
+        current.append(idx)
+        if sum(map(len, current)) >= SHARD_PAIRS:
+            shards.append(current)
+            current = []
+    shards += [current] if current else []
+    units = [Unit(predict_batches, model, ([[pairs[i] for i in idx] for idx in shard],)) for shard in shards]
+    out = np.empty((len(pairs), len(model.task_labels)), dtype=np.float64)
+    with tqdm(total=len(pairs), desc=f"predict {model.name}", unit="pair", leave=False, disable=not progress) as bar:
+        for i, probs in executor.run(units):
+            for idx, p in zip(shards[i], probs):
+                out[idx] = p
+                bar.update(len(idx))
+    return out
 
 
 def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple[TaskModel, dict]:

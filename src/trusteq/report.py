@@ -10,9 +10,9 @@ Files (each written atomically: temporary file, then rename):
 * ``predictions.csv`` - ``example_id,model,label,prob_<class>...``;
 * ``explanations.jsonl`` - one line per (example, model, explainer, seed).
 
-Under the paper protocol (``settings.protocol == "paper"``) the alignment
-table and figure show the paper's Jaccard, the explanation verdict rows show
-why they are undecided, ``explanations.jsonl`` holds the authors' (word,
+Under a protocol that does not decide (the paper's, see
+:mod:`trusteq.protocols`) the alignment table and figure show its measure,
+the explanation verdict rows show why they are undecided, ``explanations.jsonl`` holds the authors' (word,
 weight) lists, and the per-example word highlights are left out (their words
 belong to the merged text, not to one sentence).
 """
@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from .cache import atomic_write_bytes, atomic_write_text
-from .comparison import CompareResult
 from .display import AlignmentDisplay, ReliabilityDisplay
 from .metrics.alignment import top_k
+from .protocols import Protocol, SeedPlan, get_protocol
+from .results import CompareResult
 from .validation import check_output_dir
 
 __all__ = ["write_report", "OUTPUT_FILES"]
@@ -154,8 +155,14 @@ def _measure(s) -> str:
     return s["settings"]["verdict_measure"] or s["settings"]["paper_measure"]
 
 
-def _paper(s) -> bool:
-    return s["settings"].get("protocol", "pair") == "paper"
+def _protocol(s) -> Protocol:
+    """The protocol that explained the report's examples (as report.json records it)."""
+    return get_protocol(s["settings"]["protocol"])
+
+
+def _descriptive(s) -> bool:
+    """Whether the explanations are descriptive only (the paper's protocol): its own tables and sentences."""
+    return not _protocol(s).decides
 
 
 def _alignment_figure(result: CompareResult) -> bytes:
@@ -228,7 +235,7 @@ _SHORT = {"cosine": "cosine (verdict)", "jaccard": "Jaccard", "feature_agreement
 
 def _alignment_rows(s):
     """Descriptive alignment table; every metric is in report.json, the table shows the main ones."""
-    if _paper(s):
+    if _descriptive(s):
         return _paper_alignment_rows(s)
     ks = s["settings"]["top_k"]
     metrics = ["cosine", *[f"jaccard@{k}" for k in ks], f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
@@ -266,24 +273,24 @@ def _paper_alignment_rows(s):
 
 
 def _seeds_sentence(s) -> str:
-    """Which seeds explained what, for the alignment section of report.md and report.html."""
-    seed, repeats = s["seed"], s["settings"].get("explain_repeats", 1)
-    if _paper(s):
-        more = (f" Repeated {repeats} times with seeds {seed} + 3r and {seed} + 3r + 1; values are means over "
-                f"repeats, ± the standard deviation of the repeat means." if repeats > 1 else "")
-        return (f"The reference is explained with seeds {seed} and {seed + 1}, the candidates with seed {seed + 1}: "
-                f"a candidate's alignment compares reference@{seed} with candidate@{seed + 1}, the reference's "
-                f"noise floor reference@{seed} with reference@{seed + 1}; no candidate floors (the authors "
-                f"measured none).{more}")
-    if repeats == 1:
-        return (f"The reference is explained with seeds {seed} and {seed + 1}, the candidates with seeds {seed + 1} "
-                f"and {seed + 2}: a candidate's alignment compares reference@{seed} with candidate@{seed + 1}, the "
-                f"reference's noise floor reference@{seed} with reference@{seed + 1}, a candidate's own floor "
-                f"candidate@{seed + 1} with candidate@{seed + 2}.")
-    return (f"Seeded explainers are repeated {repeats} times with disjoint seeds: in repeat r the reference is "
-            f"explained with seeds {seed} + 3r and {seed} + 3r + 1, the candidates with {seed} + 3r + 1 and "
-            f"{seed} + 3r + 2; values are means over repeats, ± the standard deviation of the repeat means. "
-            f"Deterministic explainers (SHAP Partition) run once.")
+    """Which seeds explained what, for the alignment section of report.md and report.html, as report.json
+    records them (``settings.explain_seeds``)."""
+    plan = SeedPlan.from_record(s["settings"]["explain_seeds"])
+    if len(plan.reference) > 1:
+        both = lambda runs: " / ".join(" and ".join(map(str, r)) for r in runs)  # noqa: E731
+        return (f"Seeded explainers are repeated {len(plan.reference)} times with disjoint seeds: the reference is "
+                f"explained with seeds {both(plan.reference)}, the candidates with {both(plan.candidates)} (per "
+                f"repeat); values are means over repeats, ± the standard deviation of the repeat means. "
+                f"Deterministic explainers (SHAP Partition) run once.")
+    (r0, r1), cands, (a0, a1), (f0, f1) = plan.reference[0], plan.candidates[0], plan.alignment[0], plan.noise_floor[0]
+    seeds = f"seeds {cands[0]} and {cands[1]}" if len(cands) == 2 else f"seed {cands[0]}"
+    text = (f"The reference is explained with seeds {r0} and {r1}, the candidates with {seeds}: a candidate's "
+            f"alignment compares reference@{a0} with candidate@{a1}, the reference's noise floor reference@{f0} with "
+            f"reference@{f1}")
+    if plan.candidate_floor is None:
+        return text + f"; no candidate floors ({_protocol(s).no_candidate_floors})."
+    c0, c1 = plan.candidate_floor[0]
+    return text + f", a candidate's own floor candidate@{c0} with candidate@{c1}."
 
 
 def _fmt_seeds(d) -> str:
@@ -378,7 +385,7 @@ def _verdict_sentence(s) -> str:
     """How the verdict was reached, for report.md and report.html."""
     st = s["settings"]
     margins = ", ".join(f"{k} {v}" for k, v in st["margins"].items())
-    explanations = _PAPER_VERDICT if _paper(s) else (
+    explanations = _PAPER_VERDICT if _descriptive(s) else (
         f"Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: the gap between "
         f"the candidate's agreement with the reference and the mean of both models' own noise floors.")
     return (f"Each decision is an equivalence test at alpha {st['alpha']}: the {st['verdict_level']:.0%} interval of "
@@ -400,7 +407,7 @@ def _unit(s) -> str:
 
 def _alignment_sentence(s) -> str:
     st = s["settings"]
-    if _paper(s):
+    if _descriptive(s):
         return _paper_alignment_sentence(s)
     caveat = "".join(f" {e}: {r['exact']} of {r['exact'] + r['budget_limited']} explanations exact (the explainer "
                      f"adds no noise there: floor 1), {r['budget_limited']} estimated within the budget (seeded: "
@@ -497,17 +504,18 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
     s = result.summary
     if not result.explanations or not s["candidates"]:
         return None
-    if _paper(s):
+    if _descriptive(s):
         return {"legend": "Not shown under the paper protocol: its words belong to the merged text of a pair, not "
                           "to one sentence. explanations.jsonl holds every explanation's words and weights.",
                 "blocks": []}
-    k, seed = s["settings"]["top_k"][0], s["seed"]
+    k = s["settings"]["top_k"][0]
+    ref_seed, cand_seed = SeedPlan.from_record(s["settings"]["explain_seeds"]).alignment[0]
     explainer, explained = next(iter(result.explanations.items()))
     first = s["candidates"][0]
     measure = _measure(s)
     score = explained.alignment(first).values[measure]
     order = np.argsort(np.where(np.isfinite(score), score, 2.0), kind="stable")[:n_shown]
-    runs = [explained.run(s["reference"], seed)] + [explained.run(c, seed + 1) for c in s["candidates"]]
+    runs = [explained.run(s["reference"], ref_seed)] + [explained.run(c, cand_seed) for c in s["candidates"]]
     by_id = {e.id: e for e in result.dataset.examples}
     index = {ex_id: i for i, ex_id in enumerate(result.dataset.ids)}
     labels = result.dataset.label_names

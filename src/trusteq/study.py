@@ -78,6 +78,7 @@ def load_study(path) -> dict:
     if not isinstance(spec, dict):
         raise TrustEqError(f"{path}: a study file must be a mapping with an 'experiments' mapping")
     _check_keys(spec, _TOP, (), str(path))
+    _compare_settings({k: spec[k] for k in _EXECUTION if k in spec}, str(path))
     if not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:
         raise TrustEqError(f"{path}: a study needs a non-empty 'experiments' mapping")
     for name, exp in spec["experiments"].items():
@@ -114,14 +115,14 @@ def _check_experiment(exp, where: str) -> None:
     _check_keys(exp, _EXPERIMENT, _REQUIRED, where)
     if exp["task"] not in TASKS:
         raise TrustEqError(f"{where}.task: unknown task {exp['task']!r}; expected one of {', '.join(TASKS)}")
-    _check_keys(exp.get("compare", {}), _compare_options(), (), f"{where}.compare")
+    _compare_settings(exp.get("compare", {}), f"{where}.compare")
     extra = exp.get("comparisons", {})
     if not isinstance(extra, dict) or not all(isinstance(k, str) and k.replace("-", "").replace("_", "").isalnum()
                                               for k in extra):
         raise TrustEqError(f"{where}.comparisons: expected a mapping of report folder names (letters, digits, - and "
                            f"_) to compare options")
     for key, options in extra.items():
-        _check_keys(options, _compare_options(), (), f"{where}.comparisons.{key}")
+        _compare_settings(options, f"{where}.comparisons.{key}")
     if not isinstance(exp["models"], dict) or not exp["models"]:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
     for model, step in exp["models"].items():
@@ -143,19 +144,20 @@ def _check_step(step, where: str) -> None:
         return
     from .workshop.finetune import TrainSettings
 
-    allowed = _STEP_ARGS[kind] + tuple(f.name for f in fields(TrainSettings))
-    _check_keys(args, allowed, _STEP_REQUIRED[kind], f"{where}.{kind}")
+    train = tuple(f.name for f in fields(TrainSettings))
+    _check_keys(args, _STEP_ARGS[kind] + train, _STEP_REQUIRED[kind], f"{where}.{kind}")
+    _settings(args, 0, 3, f"{where}.{kind}")  # the training settings' values, checked as the API checks them
 
 
-def _compare_options() -> tuple[str, ...]:
-    """Keyword arguments of :func:`trusteq.comparison.compare` a study may set under ``compare:``
-    (all keyword-only ones but those the study sets itself: names, progress, and seed from the top level)."""
-    import inspect
+def _compare_settings(options, where: str, base=None):
+    """The :class:`~trusteq.settings.CompareSettings` of a ``compare:`` mapping over ``base``: its keys are the
+    options a study may set (all but seed, progress and names, which the study sets itself), its values checked
+    as the API checks them. TrustEqError naming ``where`` and the key."""
+    from .settings import CompareSettings
 
-    from .comparison import compare
-
-    return tuple(p.name for p in inspect.signature(compare).parameters.values()
-                 if p.kind is p.KEYWORD_ONLY and p.name not in ("names", "progress", "seed"))
+    if not isinstance(options, dict):
+        raise TrustEqError(f"{where}: expected a mapping with keys {', '.join(CompareSettings.study_keys())}")
+    return CompareSettings.from_mapping(options, base, where=where)
 
 
 def run_study(path, progress: bool = True, experiments=None, **execution) -> list[Path]:
@@ -183,6 +185,7 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
     """
     from .comparison import compare
     from .report import write_report
+    from .settings import CompareSettings
 
     path, spec, base, out_root, work = _open(path, experiments)
     for folder in (out_root, work):
@@ -211,13 +214,14 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
                                   {**top, **execution}.get("device", "auto"))
             continue
         stage(done, _stage_title(name, exp, comparison))
+        study_defaults = CompareSettings(seed=seed, names=(exp["reference"], *exp["candidates"]), progress=progress,
+                                         **top)
+        settings = _compare_settings(_compare_kwargs(exp, comparison), name, study_defaults).replace(**execution)
         result = compare(built[exp["reference"]], [built[c] for c in exp["candidates"]],
-                         _path(base, exp["test"]), exp["task"], seed=seed,
-                         names=[exp["reference"], *exp["candidates"]], progress=progress,
-                         **{**top, **_compare_kwargs(exp, comparison), **execution})
-        result.summary["study"] = {"file": path.name, "experiment": name, "comparison": comparison,
-                                   "models": {m: _provenance(built[m]) for m in built}}
-        _relative_paths(result.summary, base, work if str(spec.get("work", "")).startswith("~") else None)
+                         _path(base, exp["test"]), exp["task"], settings)
+        record = {"file": path.name, "experiment": name, "comparison": comparison,
+                  "models": {m: _provenance(built[m]) for m in built}}
+        result = result.for_study(record, base, work if str(spec.get("work", "")).startswith("~") else None)
         folder = out_root / name if comparison is None else out_root / name / comparison
         written.append(write_report(result, folder).parent)
     print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
@@ -298,39 +302,6 @@ def _path(base: Path, value) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def _relative_paths(summary: dict, base: Path, home_work: Path | None = None) -> None:
-    """Rewrite, in place, the absolute paths of this machine that a study report records (the data and
-    model sources, and every path in the models' provenance) as paths relative to ``base``, the study
-    file's folder, so that a committed report does not name the folders of the machine that ran it.
-    Paths inside ``home_work`` (the work folder, when the study file spells it from ``~``) are written
-    from ``~`` as the file spells them (``~/.cache/trusteq-work/...``), not as a climb out of the checkout."""
-    data = summary.get("data", {})
-    if "source" in data:
-        data["source"] = _relative(data["source"], base, home_work)
-    for info in summary.get("models", {}).values():
-        if isinstance(info, dict) and "source" in info:
-            info["source"] = _relative(info["source"], base, home_work)
-    study = summary["study"]
-    study["models"] = _relative(study["models"], base, home_work)
-
-
-def _relative(value, base: Path, home_work: Path | None = None):
-    """``value`` with every absolute path string in it (recursively through dicts and lists) made
-    relative to ``base`` (or written from ``~`` inside ``home_work``); other values unchanged."""
-    if isinstance(value, dict):
-        return {k: _relative(v, base, home_work) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relative(v, base, home_work) for v in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        if home_work is not None and Path(value).is_relative_to(home_work):
-            return "~/" + Path(value).relative_to(Path.home()).as_posix()
-        try:
-            return os.path.relpath(value, base)
-        except ValueError:  # another drive (Windows): no relative path exists
-            return value
-    return value
-
-
 def _order(models: dict, where: str) -> list[str]:
     """Models in an order where each comes after the models it is built from."""
     ordered: list[str] = []
@@ -351,14 +322,15 @@ def _order(models: dict, where: str) -> list[str]:
     return ordered
 
 
-def _settings(args: dict, seed: int, epochs: int):
+def _settings(args: dict, seed: int, epochs: int, where: str = "training settings"):
+    """The TrainSettings of a model step's arguments (its other keys left out), ``seed`` and ``epochs`` where the
+    step sets none."""
+    from .settings import settings_from_mapping
     from .workshop.finetune import TrainSettings
 
     known = {f.name for f in fields(TrainSettings)}
-    values = {k: v for k, v in args.items() if k in known}
-    values.setdefault("seed", seed)
-    values.setdefault("epochs", epochs)
-    return TrainSettings(**values)
+    values = {"seed": seed, "epochs": epochs, **{k: v for k, v in args.items() if k in known}}
+    return settings_from_mapping(TrainSettings, values, where=where)
 
 
 def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: int, progress: bool,
@@ -426,10 +398,13 @@ class Estimate:
       distillation adds one teacher pass per training pair;
     * int8 export and quantization: 3,000 pairs' worth; pruning: 10 s;
     * predictions: one pass per test pair and model (cached ones are not discounted);
-    * explanations: LIME 0.87 x samples passes (identical masks evaluated once);
-      SHAP the exact cost of the pair hierarchy where it fits the budget (once per
-      model: shared by every seed), else the permutations that fit the budget; every
-      model runs 2 x repeats times (its own noise floor included); perturbed pairs
+    * explanations: each explainer's evaluations per example as the protocol counts
+      them (:meth:`trusteq.protocols.Protocol.cost`, from the explainer registry's
+      ``cost``: LIME 0.87 x samples passes, identical masks evaluated once; SHAP
+      the exact cost of the pair hierarchy where it fits the budget, once per model
+      and shared by every seed, else the permutations that fit the budget;
+      shap-permutation the permutations that fit the budget); under the pair protocol
+      every model runs 2 x repeats times (its own noise floor included); perturbed pairs
       and ONNX Runtime make an explanation pass ~3x cheaper than a test-set pass; an int8
       graph runs one pair per call (its batching check), measured at 0.85x the fp32
       source's batched rate (3.8 ms per SNLI pair with MiniLM-L6; 1.8x was assumed before).
@@ -439,8 +414,8 @@ class Estimate:
       runs twice per repeat (its floor), each candidate once; nothing is shared between
       seeds.
 
-    ``parts[i]`` splits stage i's seconds (``build``; or ``predictions``, ``lime``,
-    ``shap``), ``costs[i]`` is their sum.
+    ``parts[i]`` splits stage i's seconds (``build``; or ``predictions`` and one
+    entry per explainer), ``costs[i]`` is their sum.
 
     After each stage the remaining estimate is scaled by (actual / estimated)
     over the finished stages, within [1/4, 4].
@@ -505,46 +480,25 @@ class Estimate:
         return 10.0
 
     def _compare_cost(self, experiment: str, options: dict) -> dict[str, float]:
+        """Predictions, and each explainer's evaluations as the comparison's protocol counts them
+        (:meth:`trusteq.protocols.Protocol.cost`, which reads the explainer registry's costs)."""
+        from .protocols import get_protocol
+
         exp, test = self.spec["experiments"][experiment], self._data[experiment][1]
-        names = [exp["reference"], *exp["candidates"]]
-        explainers = options.get("explainers", ("lime", "shap"))
-        n = min(int(options.get("explain_limit", 100)), len(test))
-        repeats = int(options.get("explain_repeats", 1))
-        lime_samples, shap_evals = int(options.get("lime_samples", 1000)), int(options.get("shap_evals", 2500))
-        paper = options.get("protocol", "pair") == "paper"
-        if paper:  # no de-duplication and nothing shared between seeds; the reference runs twice, candidates once
-            lime, shap_once, shap_per_run = float(lime_samples), 0.0, self._paper_shap_cost(test, shap_evals)
-        else:
-            lime = 0.87 * lime_samples
-            shap_once, shap_per_run = self._shap_costs(test, shap_evals)
-        parts = {"predictions": sum(len(test) / self._rate(experiment, m) for m in names), "lime": 0.0, "shap": 0.0}
-        for m in names:
-            runs = repeats * ((2 if m == exp["reference"] else 1) if paper else 2)
-            per_pass = n / ((0.85 if self._is_onnx(exp, m) else 3.0) * self._rate(experiment, m))
-            parts["lime"] += per_pass * runs * lime if "lime" in explainers else 0.0
-            parts["shap"] += per_pass * (runs * shap_per_run + shap_once) if "shap" in explainers else 0.0
+        s = _compare_settings(options, experiment)
+        protocol, names = get_protocol(s.protocol), [exp["reference"], *exp["candidates"]]
+        n, sample = min(s.explain_limit, len(test)), test.examples[:2000]
+        parts = {"predictions": sum(len(test) / self._rate(experiment, m) for m in names)}
+        for explainer in s.explainers:
+            evaluations = protocol.cost(explainer, sample, s)
+            parts[explainer] = sum(n / (self._pass_speedup(exp, m) * self._rate(experiment, m))
+                                   * evaluations["reference" if m == exp["reference"] else "candidate"] for m in names)
         return parts
 
-    @staticmethod
-    def _paper_shap_cost(test, budget: int) -> float:
-        """Mean evaluations of the paper's SHAP per pair: its budget, raised to 2d + 1 over the words."""
-        from .explain import segment
-
-        return float(np.mean([max(budget, 2 * len(segment(e.text_a, e.text_b)) + 1) for e in test.examples[:2000]]))
-
-    @staticmethod
-    def _shap_costs(test, budget: int) -> tuple[float, float]:
-        """Mean SHAP evaluations per pair: (exact, computed once per model; estimated, per run)."""
-        from .explain import exact_cost, segment, sentence_sizes
-
-        once, per_run = [], []
-        for e in test.examples[:2000]:
-            feats = segment(e.text_a, e.text_b)
-            cost, step = exact_cost(*sentence_sizes(feats)), 2 * len(feats) + 1
-            exact = cost <= budget
-            once.append(cost if exact else 0)
-            per_run.append(0 if exact else max(budget // step, 1) * step)
-        return float(np.mean(once)), float(np.mean(per_run))
+    def _pass_speedup(self, exp: dict, model: str) -> float:
+        """An explanation pass against a test-set pass: ~3x cheaper (short perturbed pairs, ONNX Runtime), but
+        0.85x for an int8 graph, run one pair per call."""
+        return 0.85 if self._is_onnx(exp, model) else 3.0
 
     def _is_onnx(self, exp: dict, model: str) -> bool:
         step, args = next(iter(exp["models"][model].items()))

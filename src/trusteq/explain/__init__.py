@@ -41,7 +41,7 @@ from ._features import WORD, Explanation, Feature, example_seed, render, segment
 from ._paper import BUDGETS as PAPER_BUDGETS
 from ._paper import SEPARATORS
 from ._paper import paper_jaccard
-from ._paper_cached import PAPER_EXPLAINERS, PaperExplanation, explain_paper_cached, paper_jaccards
+from ._paper_cached import PAPER_EXPLAINERS, PaperExplanation, explain_paper_cached, paper_cost, paper_jaccards
 from ._registry import EXPLAINERS, REGISTRY, ExplainerSpec
 from ._run import explain_examples
 from ._shap import exact_cost, pair_linkage, sentence_sizes
@@ -49,7 +49,7 @@ from ._shap import exact_cost, pair_linkage, sentence_sizes
 __all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "WORD", "Feature", "Explanation", "segment",
            "render", "example_seed", "pair_linkage", "exact_cost", "sentence_sizes", "explain_examples", "explain_cached",
            "PAPER_EXPLAINERS", "PAPER_BUDGETS", "PaperExplanation", "explain_paper_cached", "paper_jaccard",
-           "paper_jaccards", "PAPER_TASKS"]
+           "paper_jaccards", "paper_cost", "PAPER_TASKS"]
 
 #: Tasks the paper's protocol is defined for (Rai et al. 2025 explain NLI and PI pairs only).
 PAPER_TASKS = tuple(SEPARATORS)

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import cache
+from ..executors import LocalExecutor, Unit
 from ..models import TaskModel
 from ._features import Explanation, segment
 from ._registry import REGISTRY
@@ -39,7 +40,7 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
     targets : sequence of int, length n
         Class explained per example.
     explainer, seed, budget
-        As :func:`~._run.explain_examples` (``budget`` is its ``n_samples``).
+        As :func:`~._run.explain_examples`.
     executor : trusteq.executors.Executor, optional
         Where missing explanations are computed; default: in this process.
 
@@ -47,44 +48,37 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
     -------
     dict model name -> list of n Explanation, in example order.
     """
-    from ..executors import LocalExecutor, Unit
-
     spec = REGISTRY[explainer]
     targets = [int(t) for t in targets]
     features = [segment(ex.text_a, ex.text_b) for ex in examples]
-    found: dict[tuple[str, int], Explanation] = {}
-    missing: list[tuple[TaskModel, int, object]] = []  # (model, example index, cache file)
-    for i, (ex, target) in enumerate(zip(examples, targets)):
+    # model by model: a worker loads each model once
+    jobs = [(m, i) for m in models for i in range(len(examples))]
+    paths = []
+    for m, i in jobs:
         key = ("exact", "exact") if spec.exact(features[i], budget) else (seed, budget)
-        for m in models:
-            path = _path(m, ex, explainer, target, *key)
-            hit = cache.load_arrays(path) if path is not None else None
-            if hit is None:
-                missing.append((m, i, path))
-            else:
-                found[m.name, i] = Explanation(ex.id, m.name, explainer, seed, target, features[i], hit["weights"],
-                                               int(hit["n_evals"]))
-    order = {m.name: k for k, m in enumerate(models)}
-    missing.sort(key=lambda job: order[job[0].name])  # model by model: a worker loads each model once
-    units = [Unit("explain", m, (explainer, seed, budget, [examples[i]], [targets[i]])) for m, i, _ in missing]
-    with _progress_bar(len(examples) * len(models), progress, f"{explainer} ({label})") as bar:
-        bar.update(len(found))
+        paths.append(_path(m, examples[i], explainer, targets[i], *key))
+
+    def compute(missing):
+        units = [Unit(explain_unit, jobs[j][0], ([examples[jobs[j][1]]], [targets[jobs[j][1]]], explainer, seed,
+                                                 budget)) for j in missing]
         for u, [(weights, n_evals)] in (executor or LocalExecutor()).run(units):
-            m, i, path = missing[u]
-            if path is not None:
-                cache.save_arrays(path, {"weights": weights, "n_evals": np.array(n_evals)})
-            found[m.name, i] = Explanation(examples[i].id, m.name, explainer, seed, targets[i], features[i], weights,
-                                           int(n_evals))
-            bar.update(1)
-    return {m.name: [found[m.name, i] for i in range(len(examples))] for m in models}
+            yield missing[u], {"weights": weights, "n_evals": np.array(n_evals)}
+
+    with _progress_bar(len(jobs), progress, f"{explainer} ({label})") as bar:
+        arrays = cache.load_or_compute(paths, compute, done=lambda *_: bar.update(1))
+    out: dict[str, list[Explanation]] = {m.name: [] for m in models}
+    for (m, i), a in zip(jobs, arrays):
+        out[m.name].append(Explanation(examples[i].id, m.name, explainer, seed, targets[i], features[i], a["weights"],
+                                       int(a["n_evals"])))
+    return out
 
 
-def explain_unit(model: TaskModel, examples, targets, *, explainer: str, seed: int,
+def explain_unit(model: TaskModel, examples, targets, explainer: str, seed: int,
                  budget: int) -> list[tuple[np.ndarray, int]]:
-    """What a worker computes for one unit: per example, (weights (d,), evaluations) of ``model``'s explanation
-    (:func:`~._run.explain_examples` of this model alone; nothing cached)."""
+    """An explanation unit (:class:`trusteq.executors.Unit`): per example, (weights (d,), evaluations) of
+    ``model``'s explanation (:func:`~._run.explain_examples` of this model alone; nothing cached)."""
     out = explain_examples({model.name: model}, examples, targets, explainer=explainer, seed=seed,
-                           n_samples=budget)[model.name]
+                           budget=budget)[model.name]
     return [(e.weights, e.n_evals) for e in out]
 
 
@@ -98,8 +92,7 @@ def _path(model: TaskModel, ex, explainer, target, seed, budget):
 
 def entry_path(*parts):
     """The file of the explanation cache entry keyed by ``parts`` (also used by the paper protocol)."""
-    k = cache.key(*parts)
-    return cache.cache_dir() / "explanations" / k[:2] / f"{k}.npz"
+    return cache.entry("explanations", *parts)
 
 
 def _progress_bar(total: int, enabled: bool, desc: str):

@@ -22,9 +22,9 @@ KERNEL_WIDTH = 25  # LimeTextExplainer's default
 
 
 def explain_lime(models: Mapping[str, callable], examples: Sequence[Example], features: Sequence[list[Feature]],
-                 targets: Sequence[int], seeds: Sequence[int], n_samples: int) -> list[dict[str, tuple]]:
+                 targets: Sequence[int], seeds: Sequence[int], budget: int) -> list[dict[str, tuple]]:
     """Per example, ``{model name: (weights (d,), evaluations)}``; one example at a time."""
-    return [_lime(models, ex, feats, int(t), s, n_samples)
+    return [_lime(models, ex, feats, int(t), s, budget)  # the budget: perturbed samples per example
             for ex, feats, t, s in zip(examples, features, targets, seeds)]
 
 

@@ -14,12 +14,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import cache
+from ..executors import LocalExecutor, Unit
 from ..models import TaskModel
 from ._cached import _progress_bar, entry_path
-from ._features import example_seed
+from ._features import example_seed, segment
 from ._paper import explain_paper_lime, explain_paper_shap, paper_jaccard
 
-__all__ = ["PAPER_EXPLAINERS", "PaperExplanation", "explain_paper_cached", "paper_jaccards", "PAPER_VERSION"]
+__all__ = ["PAPER_EXPLAINERS", "PaperExplanation", "explain_paper_cached", "paper_jaccards", "paper_cost",
+           "PAPER_VERSION"]
 
 PAPER_VERSION = 1  # bump when the paper protocol's code changes what it computes
 
@@ -28,6 +30,16 @@ PAPER_VERSION = 1  # bump when the paper protocol's code changes what it compute
 _RUNNERS: dict[str, Callable] = {"lime": explain_paper_lime, "shap": explain_paper_shap}
 #: Explainers the paper protocol offers, in the order options list them.
 PAPER_EXPLAINERS = tuple(_RUNNERS)
+
+
+def paper_cost(explainer: str, example, budget: int) -> float:
+    """Model evaluations of one paper-protocol explanation of ``example``: LIME all ``budget`` samples (no
+    de-duplication); SHAP ``budget`` raised to 2d + 1 (d its words, counted as trusteq segments them)."""
+    if explainer not in _RUNNERS:
+        raise ValueError(f"unknown explainer {explainer!r} for the paper protocol")
+    if _RUNNERS[explainer] is explain_paper_lime:
+        return float(budget)
+    return float(max(budget, 2 * len(segment(example.text_a, example.text_b)) + 1))
 
 
 @dataclass
@@ -72,7 +84,8 @@ class PaperExplanation:
 
 
 def explain_paper_cached(models: Sequence[TaskModel], examples, targets, *, task: str, explainer: str, seed: int,
-                         budget: int, progress: bool = False, label: str = "") -> dict[str, list[PaperExplanation]]:
+                         budget: int, progress: bool = False, label: str = "",
+                         executor=None) -> dict[str, list[PaperExplanation]]:
     """Every model's paper-protocol explanation of every example, each cached as soon as it is done.
 
     Parameters
@@ -88,6 +101,8 @@ def explain_paper_cached(models: Sequence[TaskModel], examples, targets, *, task
         Example ``e`` is explained with ``example_seed(seed, e.id)``.
     budget : int
         LIME samples or SHAP evaluations (for PI SHAP a floor, raised to 2d + 1).
+    executor : trusteq.executors.Executor, optional
+        Where missing explanations are computed, one unit per (model, example); default: in this process.
 
     Returns
     -------
@@ -103,27 +118,29 @@ def explain_paper_cached(models: Sequence[TaskModel], examples, targets, *, task
                          f"{list(PAPER_EXPLAINERS)}")
     if len(targets) != len(examples):
         raise ValueError(f"{len(targets)} targets for {len(examples)} examples")
+    targets = [int(t) for t in targets]
+    jobs = [(m, i) for m in models for i in range(len(examples))]  # model by model: a worker loads each once
+    paths = [_path(m, examples[i], task, explainer, seed, budget, targets[i]) for m, i in jobs]
+
+    def compute(missing):
+        units = [Unit(paper_unit, jobs[j][0], (examples[jobs[j][1]], targets[jobs[j][1]], task, explainer, seed,
+                                               budget)) for j in missing]
+        for u, (words, weights, n_evals) in (executor or LocalExecutor()).run(units):
+            yield missing[u], {"words": np.array(words, dtype=str), "weights": weights, "n_evals": np.array(n_evals)}
+
+    with _progress_bar(len(jobs), progress, f"{explainer}, paper protocol ({label})") as bar:
+        arrays = cache.load_or_compute(paths, compute, done=lambda *_: bar.update(1))
     out: dict[str, list] = {m.name: [] for m in models}
-    with _progress_bar(len(examples) * len(models), progress, f"{explainer}, paper protocol ({label})") as bar:
-        for ex, target in zip(examples, (int(t) for t in targets)):
-            for m in models:
-                path = _path(m, ex, task, explainer, seed, budget, target)
-                hit = cache.load_arrays(path) if path is not None else None
-                if hit is None:
-                    words, weights, n_evals = _explain_one(m, ex, target, task, explainer, seed, budget)
-                    if path is not None:
-                        cache.save_arrays(path, {"words": np.array(words, dtype=str), "weights": weights,
-                                                 "n_evals": np.array(n_evals)})
-                else:
-                    words, weights, n_evals = [str(w) for w in hit["words"]], hit["weights"], int(hit["n_evals"])
-                out[m.name].append(PaperExplanation(ex.id, m.name, explainer, seed, target, words, weights, n_evals))
-                bar.update(1)
+    for (m, i), a in zip(jobs, arrays):
+        out[m.name].append(PaperExplanation(examples[i].id, m.name, explainer, seed, targets[i],
+                                            [str(w) for w in a["words"]], a["weights"], int(a["n_evals"])))
     return out
 
 
-def _explain_one(model: TaskModel, ex, target: int, task: str, explainer: str, seed: int,
-                 budget: int) -> tuple[list[str], np.ndarray, int]:
-    """Words (m,), weights (m,) and the pairs evaluated, of one model on one example."""
+def paper_unit(model: TaskModel, ex, target: int, task: str, explainer: str, seed: int,
+               budget: int) -> tuple[list[str], np.ndarray, int]:
+    """A paper-protocol unit (:class:`trusteq.executors.Unit`): words (m,), weights (m,) and the pairs evaluated,
+    of one model on one example (nothing cached)."""
     evaluated = [0]
 
     def fn(pairs):

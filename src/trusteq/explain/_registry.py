@@ -11,13 +11,34 @@ from typing import Callable, Sequence
 
 from ._features import Feature
 from ._lime import explain_lime
-from ._shap import explain_owen, explain_permutation, is_exact
+from ._shap import exact_cost, explain_owen, explain_permutation, is_exact, sentence_sizes
 
 __all__ = ["ExplainerSpec", "REGISTRY", "EXPLAINERS"]
 
 
 def _never(features: Sequence[Feature], budget: int) -> bool:
     return False
+
+
+#: Share of LIME's samples that reach the model: identical masks are evaluated once (measured on SNLI and MRPC
+#: pairs with 1,000 samples, benchmarks/explain_speed.py).
+LIME_DISTINCT = 0.87
+
+
+def _lime_cost(features: Sequence[Feature], budget: int) -> tuple[float, float]:
+    return 0.0, LIME_DISTINCT * budget
+
+
+def _permutation_cost(features: Sequence[Feature], budget: int) -> tuple[float, float]:
+    """Whole antithetic permutations that fit the budget (each 2d + 1 evaluations)."""
+    step = 2 * len(features) + 1
+    return 0.0, float(max(budget // step, 1) * step)
+
+
+def _owen_cost(features: Sequence[Feature], budget: int) -> tuple[float, float]:
+    """Exact Owen values where they fit (computed once per model, shared by every seed), else permutations."""
+    cost = exact_cost(*sentence_sizes(features))
+    return (float(cost), 0.0) if cost <= budget else _permutation_cost(features, budget)
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,11 @@ class ExplainerSpec:
     run : callable
         ``run(models, examples, features, targets, seeds, budget)`` -> per example
         ``{model name: (weights (d,), evaluations)}``.
+    cost : callable
+        ``cost(features, budget) -> (once, per_run)``: model evaluations of one
+        model's explanation of an example with these features, computed once
+        per model (exact, shared by every seed) and per seeded run; what
+        ``trusteq study --estimate`` counts.
     """
 
     name: str
@@ -48,12 +74,14 @@ class ExplainerSpec:
     budget_option: str
     budget_unit: str
     run: Callable
+    cost: Callable[[Sequence[Feature], int], tuple[float, float]]
 
 
 REGISTRY: dict[str, ExplainerSpec] = {
-    "lime": ExplainerSpec("lime", _never, "lime_samples", "samples", explain_lime),
-    "shap": ExplainerSpec("shap", is_exact, "shap_evals", "evaluations", explain_owen),
-    "shap-permutation": ExplainerSpec("shap-permutation", _never, "shap_evals", "evaluations", explain_permutation),
+    "lime": ExplainerSpec("lime", _never, "lime_samples", "samples", explain_lime, _lime_cost),
+    "shap": ExplainerSpec("shap", is_exact, "shap_evals", "evaluations", explain_owen, _owen_cost),
+    "shap-permutation": ExplainerSpec("shap-permutation", _never, "shap_evals", "evaluations", explain_permutation,
+                                      _permutation_cost),
 }
 
 #: Explainer names, in the order options list them.

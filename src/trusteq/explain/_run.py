@@ -17,7 +17,7 @@ ModelFn = Callable[[list[tuple[str, str]]], np.ndarray]
 
 
 def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example], targets: Sequence[int], *,
-                     explainer: str = "lime", seed: int = 0, n_samples: int = 1000) -> dict[str, list[Explanation]]:
+                     explainer: str = "lime", seed: int = 0, budget: int = 1000) -> dict[str, list[Explanation]]:
     """Explain each example's ``targets[i]`` class for every model.
 
     Parameters
@@ -30,8 +30,8 @@ def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example],
     explainer : {"lime", "shap", "shap-permutation"}, default="lime"
     seed : int, default=0
         Seeds each example's perturbations (through :func:`example_seed`).
-    n_samples : int, default=1000
-        The explainer's budget: LIME's perturbed samples per example (the
+    budget : int, default=1000
+        The explainer's budget (the option its registry entry names, :attr:`ExplainerSpec.budget_option`): LIME's perturbed samples per example (the
         original included); SHAP's evaluations per example (a cap: exact Owen
         values where they cost at most this, else an estimate with this many).
 
@@ -42,15 +42,15 @@ def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example],
     Raises
     ------
     ValueError
-        Unknown explainer, fewer targets than examples, ``n_samples < 2``.
+        Unknown explainer, fewer targets than examples, ``budget < 2``.
     """
     check_option("explainer", explainer, EXPLAINERS)
     if len(targets) != len(examples):
         raise ValueError(f"{len(targets)} targets for {len(examples)} examples")
-    check_at_least("n_samples", n_samples, 2)
+    check_at_least("budget", budget, 2)
     features = [segment(ex.text_a, ex.text_b) for ex in examples]
     seeds = [example_seed(seed, ex.id) for ex in examples]
-    per_example = REGISTRY[explainer].run(models, examples, features, targets, seeds, n_samples)
+    per_example = REGISTRY[explainer].run(models, examples, features, targets, seeds, budget)
     out: dict[str, list[Explanation]] = {name: [] for name in models}
     for ex, feats, target, results in zip(examples, features, targets, per_example):
         for name, (weights, n_evals) in results.items():

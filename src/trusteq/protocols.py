@@ -1,0 +1,353 @@
+"""Explanation protocols: how a comparison explains, measures, decides and records its explanations.
+
+A protocol owns, for the explanation stage of :func:`trusteq.compare`:
+
+* its seed plan (:class:`SeedPlan`: which model is explained with which seed,
+  and which runs are compared), recorded in report.json as
+  ``settings.explain_seeds`` and read back from there by the report;
+* how it explains (through the comparison's executor, so every protocol runs
+  on Ray too) and what it measures per example;
+* how it decides each explanation dimension of the verdict, and its floors;
+* its cost per model, for ``trusteq study --estimate``;
+* the record it writes into report.json's ``settings``.
+
+Two protocols are registered in :data:`PROTOCOLS`:
+
+* ``"pair"`` (:class:`PairProtocol`): trusteq's pair-aware word features
+  (:mod:`trusteq.explain`), every alignment measure, and a decision on the
+  cosine gap to both models' noise floors.
+* ``"paper"`` (:class:`PaperProtocol`): the explanation settings of Rai et al.
+  (2025, arXiv 2508.13533): LIME and SHAP on the merged text, their top-k
+  unique-word Jaccard against the reference's floor; descriptive only.
+
+The comparison, the report and the study never test a protocol's name: they
+call :func:`get_protocol` and the protocol's methods and attributes. A new way
+of explaining (sequential stopping, image regions, prompted LLMs) is a new
+:class:`Protocol` subclass registered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import SettingsError
+from .results import Alignment, ExplainerResult, ExplanationRun
+
+__all__ = ["Protocol", "PairProtocol", "PaperProtocol", "PROTOCOLS", "get_protocol", "SeedPlan", "Explained",
+           "VERDICT_MEASURE", "PAPER_REASON"]
+
+#: The alignment measure the pair protocol's verdict reads (see docs/verdict.md).
+VERDICT_MEASURE = "cosine"
+#: Why the explanation dimensions are not decided under the paper protocol (see docs/verdict.md, "Why these choices").
+PAPER_REASON = "paper protocol: descriptive only; run --protocol pair for a decision"
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Which seeds explain which model, and which runs are compared, per repeat r = 0, 1, ...
+
+    Attributes (each a tuple over repeats of a tuple of seeds)
+    ----------
+    reference, candidates : the seeds each reference / candidate run uses.
+    alignment : (reference seed, candidate seed) compared for a candidate's alignment.
+    noise_floor : (seed, seed) of the two reference runs compared for its noise floor.
+    candidate_floor : (seed, seed) of the two candidate runs compared for its own floor; None: no candidate floors.
+    """
+
+    reference: tuple[tuple[int, ...], ...]
+    candidates: tuple[tuple[int, ...], ...]
+    alignment: tuple[tuple[int, int], ...]
+    noise_floor: tuple[tuple[int, int], ...]
+    candidate_floor: tuple[tuple[int, int], ...] | None = None
+
+    def record(self) -> dict:
+        """``settings.explain_seeds`` of report.json."""
+        out = {k: [list(s) for s in getattr(self, k)] for k in ("reference", "candidates", "alignment", "noise_floor")}
+        if self.candidate_floor is not None:
+            out["candidate_floor"] = [list(s) for s in self.candidate_floor]
+        return out
+
+    @staticmethod
+    def from_record(record: dict) -> "SeedPlan":
+        """The plan a report.json recorded (``settings.explain_seeds``)."""
+        get = lambda k: tuple(tuple(s) for s in record[k])  # noqa: E731
+        return SeedPlan(get("reference"), get("candidates"), get("alignment"), get("noise_floor"),
+                        get("candidate_floor") if "candidate_floor" in record else None)
+
+
+@dataclass
+class Explained:
+    """What the explanation stage produced: the explained example ids, each model's runtime record and every
+    explainer's runs and alignments."""
+
+    ids: list[str]
+    runtime: dict
+    results: dict[str, ExplainerResult]
+
+
+class Protocol:
+    """How a comparison explains, measures and decides (subclass and register in :data:`PROTOCOLS`).
+
+    Attributes
+    ----------
+    name : str
+        The ``protocol`` option's value.
+    decides : bool
+        Whether its explanation dimensions are tested (False: descriptive, every one inconclusive).
+    candidate_floors : bool
+        Whether candidates are explained twice to measure their own floors.
+    no_candidate_floors : str
+        Why not, for the report, where it does not.
+    explainers : tuple of str or None
+        The explainers it offers (None: every registered one).
+    tasks : tuple of str or None
+        The tasks it is defined for (None: all).
+    """
+
+    # ``settings`` arguments are trusteq.settings.CompareSettings (not imported: settings.py reads PROTOCOLS)
+    name = ""
+    decides = True
+    candidate_floors = True
+    no_candidate_floors = ""
+    explainers: tuple[str, ...] | None = None
+    tasks: tuple[str, ...] | None = None
+
+    # -- settings ------------------------------------------------------------
+
+    def check(self, settings: CompareSettings, task: str) -> None:
+        """Refuse settings or a task this protocol cannot run (SettingsError naming the option)."""
+        bad = [e for e in settings.explainers if self.explainers is not None and e not in self.explainers]
+        if bad:
+            raise SettingsError(f"explainer(s) {bad} not available with protocol '{self.name}' (--protocol "
+                                f"{self.name}); it has {list(self.explainers)} (--explainers)")
+        if self.tasks is not None and task not in self.tasks:
+            raise SettingsError(f"protocol '{self.name}' (--protocol {self.name}) is defined for the tasks "
+                                f"{list(self.tasks)} only, not '{task}'; use the default protocol 'pair'")
+
+    def seeds(self, settings: CompareSettings) -> SeedPlan:
+        """Repeat r uses three seeds of its own, a = seed + 3r, b = a + 1, c = a + 2 (disjoint between repeats,
+        so repeats are independent): the reference is explained with a and b, the candidates with b (and c for
+        their own floors). A candidate's alignment compares reference@a with candidate@b, the reference's noise
+        floor reference@a with reference@b, a candidate's floor candidate@b with candidate@c: every compared
+        pair of runs differs in its perturbations (shared perturbations would inflate agreement)."""
+        a = [settings.seed + 3 * r for r in range(settings.explain_repeats)]
+        floors = self.candidate_floors
+        return SeedPlan(reference=tuple((x, x + 1) for x in a),
+                        candidates=tuple((x + 1, x + 2) if floors else (x + 1,) for x in a),
+                        alignment=tuple((x, x + 1) for x in a), noise_floor=tuple((x, x + 1) for x in a),
+                        candidate_floor=tuple((x + 1, x + 2) for x in a) if floors else None)
+
+    def measure(self, settings: CompareSettings) -> str:
+        """The per-example measure that figures and the example view read (and the verdict, where it decides)."""
+        raise NotImplementedError
+
+    def record(self, settings: CompareSettings) -> dict:
+        """What report.json's ``settings`` records of the protocol: ``protocol``, ``explain_seeds``,
+        ``verdict_measure`` (None when it does not decide) and any key of its own."""
+        return {"protocol": self.name, "explain_seeds": self.seeds(settings).record(),
+                "verdict_measure": self.measure(settings) if self.decides else None}
+
+    # -- explaining ----------------------------------------------------------
+
+    def explain(self, models: Sequence, examples, targets, settings: CompareSettings, task: str, executor,
+                progress: bool) -> dict[str, ExplainerResult]:
+        """Every explainer's runs (by the seed plan) and alignments of ``models`` (reference first) on
+        ``examples``; explanations computed on ``executor`` where the cache lacks them."""
+        return {e: self._explain_one(e, models, examples, targets, settings, task, executor, progress)
+                for e in settings.explainers}
+
+    def runner(self, explainer: str, settings: CompareSettings, task: str, executor) -> Callable:
+        """``run(models, examples, targets, *, seed, progress, label) -> {model name: explanations}``."""
+        raise NotImplementedError
+
+    def align(self, a: list, b: list, settings: CompareSettings, task: str) -> dict[str, np.ndarray]:
+        """Per-example values (n,) of every alignment measure of two runs' explanations."""
+        raise NotImplementedError
+
+    def _explain_one(self, explainer, models, examples, targets, settings, task, executor,
+                     progress) -> ExplainerResult:
+        ref, cands = models[0], list(models[1:])
+        plan, run = self.seeds(settings), self.runner(explainer, settings, task, executor)
+        runs, pairs = [], {}
+        for r in range(settings.explain_repeats):
+            of = f", repeat {r + 1}/{settings.explain_repeats}" if settings.explain_repeats > 1 else ""
+            by_seed: dict[tuple[str, int], ExplanationRun] = {}
+            for seed in sorted({*plan.reference[r], *plan.candidates[r]}):
+                group = ([ref] if seed in plan.reference[r] else []) + (cands if seed in plan.candidates[r] else [])
+                out = run(group, examples, targets, seed=seed, progress=progress, label=f"seed {seed}{of}")
+                for m in group:
+                    by_seed[m.name, seed] = ExplanationRun(m.name, "reference" if m is ref else "candidate", seed,
+                                                           out[m.name])
+                    runs.append(by_seed[m.name, seed])
+            (a, b), compared = plan.noise_floor[r], []
+            compared.append(("noise_floor", ref.name, by_seed[ref.name, a], by_seed[ref.name, b]))
+            x, y = plan.alignment[r]
+            compared += [("candidate", m.name, by_seed[ref.name, x], by_seed[m.name, y]) for m in cands]
+            if plan.candidate_floor is not None:
+                x, y = plan.candidate_floor[r]
+                compared += [("candidate_floor", m.name, by_seed[m.name, x], by_seed[m.name, y]) for m in cands]
+            for kind, name, first, second in compared:
+                pairs.setdefault((kind, name), []).append((first, second))
+        alignments = [Alignment(kind, name, [(x.seed, y.seed) for x, y in p],
+                                [self.align(x.explanations, y.explanations, settings, task) for x, y in p])
+                      for (kind, name), p in pairs.items()]
+        return ExplainerResult(explainer, runs, alignments)
+
+    # -- deciding, recording, costing ----------------------------------------
+
+    def decide(self, result: ExplainerResult, model: str, margins, alpha: float, settings: CompareSettings) -> dict:
+        """The explanation dimension of candidate ``model`` for one explainer (see :mod:`trusteq.metrics.verdict`)."""
+        raise NotImplementedError
+
+    def exact_record(self, result: ExplainerResult, settings: CompareSettings) -> dict:
+        """``settings.explain_exact.<explainer>`` of report.json: evaluations per explanation (mean, max)."""
+        evals = np.array([e.n_evals for r in result.runs for e in r.explanations], dtype=np.float64)
+        return {"evaluations_mean": round(float(evals.mean()), 1) if len(evals) else 0.0,
+                "evaluations_max": int(evals.max()) if len(evals) else 0}
+
+    def cost(self, explainer: str, examples, settings: CompareSettings) -> dict[str, float]:
+        """Mean model evaluations per explained example, all runs of one model included, by role
+        (``reference``, ``candidate``), estimated over ``examples`` (for ``trusteq study --estimate``)."""
+        raise NotImplementedError
+
+
+class PairProtocol(Protocol):
+    """trusteq's pair-aware explanations (:mod:`trusteq.explain`), decided on the cosine gap to both floors.
+
+    Exact explanations (SHAP where its budget allows) are computed once per
+    model and shared by every seed through the cache: the explainer adds no
+    noise there, and their floor is 1.
+    """
+
+    name = "pair"
+
+    def measure(self, settings: CompareSettings) -> str:
+        return VERDICT_MEASURE
+
+    def runner(self, explainer, settings, task, executor):
+        from .explain import explain_cached
+
+        return partial(explain_cached, explainer=explainer, budget=settings.budget(explainer), executor=executor)
+
+    def align(self, a, b, settings, task):
+        from .metrics.alignment import metric_names, pair_metrics
+
+        table = {n: np.full(len(a), np.nan) for n in metric_names(settings.top_k)}
+        for i, (ea, eb) in enumerate(zip(a, b)):
+            if ea.example_id != eb.example_id:
+                raise RuntimeError("explanations are not aligned by example")
+            if len(ea.weights) == 0:
+                continue
+            for n, v in pair_metrics(ea.weights, eb.weights, settings.top_k).items():
+                table[n][i] = v
+        return table
+
+    def decide(self, result, model, margins, alpha, settings):
+        """The cosine gap of the candidate's alignment to the mean of both models' floors
+        (:func:`trusteq.metrics.verdict.decide_explanations`)."""
+        from .metrics.verdict import decide_explanations
+
+        floors = result.noise_floor.values[VERDICT_MEASURE] + result.candidate_floor(model).values[VERDICT_MEASURE]
+        return decide_explanations(result.alignment(model).values[VERDICT_MEASURE], floors / 2,
+                                   measure=VERDICT_MEASURE, margins=margins, alpha=alpha)
+
+    def exact_record(self, result, settings):
+        """Explained examples computed exactly and with a binding budget, and evaluations per explanation."""
+        from .explain import REGISTRY
+
+        spec, budget, first = REGISTRY[result.explainer], settings.budget(result.explainer), result.runs[0].explanations
+        exact = int(sum(spec.exact(e.features, budget) for e in first))
+        return {"exact": exact, "budget_limited": len(first) - exact, **super().exact_record(result, settings)}
+
+    def cost(self, explainer, examples, settings):
+        """Per model: exact evaluations once, plus 2 seeded runs per repeat (alignment and floor), each the
+        registry's estimate (:attr:`trusteq.explain.ExplainerSpec.cost`)."""
+        from .explain import REGISTRY, segment
+
+        spec, budget = REGISTRY[explainer], settings.budget(explainer)
+        costs = np.array([spec.cost(segment(e.text_a, e.text_b), budget) for e in examples]).reshape(-1, 2)
+        once, per_run = costs.mean(axis=0) if len(costs) else (0.0, 0.0)
+        total = float(once + 2 * settings.explain_repeats * per_run)
+        return {"reference": total, "candidate": total}
+
+
+class PaperProtocol(Protocol):
+    """The explanation settings of Rai et al. (2025) (:mod:`trusteq.explain._paper`); descriptive only.
+
+    The reference is explained with ``seed`` and ``seed + 1``, candidates with
+    ``seed + 1`` (the authors measured no candidate floors); alignment is the
+    paper's ``paper_jaccard@K`` (K the first ``top_k``) against the reference's
+    floor; every explanation dimension of the verdict is inconclusive
+    (:data:`PAPER_REASON`): on controls, Jaccard@10 could not tell a candidate
+    relying on entirely different words from the noise floor (0.47 vs 0.52), so
+    no margin on it would make a test worth its name.
+    """
+
+    name = "paper"
+    decides = False
+    candidate_floors = False
+    no_candidate_floors = "the authors measured none"
+
+    @property
+    def explainers(self):
+        from .explain import PAPER_EXPLAINERS
+
+        return PAPER_EXPLAINERS
+
+    @property
+    def tasks(self):
+        from .explain import PAPER_TASKS
+
+        return PAPER_TASKS
+
+    def measure(self, settings):
+        """The paper's top-k word Jaccard at the first ``top_k``."""
+        return f"paper_jaccard@{settings.top_k[0]}"
+
+    def record(self, settings):
+        return {**super().record(settings), "paper_measure": self.measure(settings)}
+
+    def runner(self, explainer, settings, task, executor):
+        from .explain import explain_paper_cached
+
+        return partial(explain_paper_cached, task=task, explainer=explainer, budget=settings.budget(explainer),
+                       executor=executor)
+
+    def align(self, a, b, settings, task):
+        from .explain import paper_jaccards
+
+        return {self.measure(settings): paper_jaccards(a, b, task, settings.top_k[0])}
+
+    def decide(self, result, model, margins, alpha, settings):
+        from .metrics.verdict import dimension, undecided
+
+        measure = self.measure(settings)
+        n = len(result.alignment(model).values[measure])
+        return dimension({measure: undecided(PAPER_REASON, margin=margins["explanation"], test="non-inferiority", n=n,
+                                             margin_name="explanation", measure=measure)})
+
+    def cost(self, explainer, examples, settings):
+        """LIME all ``lime_samples`` (no de-duplication), SHAP ``shap_evals`` raised to 2d + 1 over the merged
+        words, per run; the reference runs twice per repeat (its floor), each candidate once; nothing shared."""
+        from .explain import paper_cost
+
+        budget = settings.budget(explainer)
+        per_run = float(np.mean([paper_cost(explainer, e, budget) for e in examples])) if len(examples) else 0.0
+        return {"reference": 2 * settings.explain_repeats * per_run, "candidate": settings.explain_repeats * per_run}
+
+
+#: Registered protocols by name (the values of the ``protocol`` option).
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (PairProtocol(), PaperProtocol())}
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol registered as ``name``; SettingsError naming the registered ones."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise SettingsError(f"unknown protocol {name!r}; expected one of {list(PROTOCOLS)}") from None
+
