@@ -1,7 +1,12 @@
-"""Shared fixtures: tiny randomly initialised BERT pair classifiers (no download)."""
+"""Shared fixtures: tiny randomly initialised BERT pair classifiers (no download), and report comparisons.
+
+Test modules import the helpers by name, as ``from conftest import NLI, make_bert, assert_reports_close``.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import string
 from pathlib import Path
 
@@ -33,8 +38,93 @@ def make_bert(folder: Path, labels, seed: int = 0, hidden: int = 32, layers: int
     return folder
 
 
+#: Keys of a report that differ between two runs of the same comparison: when it was made and how long it took.
+RUN_SPECIFIC = ("created", "timings_s")
+
+
+def comparable(summary: dict, *, drop=RUN_SPECIFIC, settings=()) -> dict:
+    """A report (``result.summary``, ``result.to_dict()`` or a loaded report.json) as report.json stores it,
+    without what differs between runs that should give the same report.
+
+    ``drop``: top-level keys removed (each must be there); ``settings``: keys removed from ``settings`` (e.g.
+    ``("executor",)`` when comparing executors). A value JSON cannot hold raises ``TypeError``: report.json
+    must hold the whole report.
+    """
+    out = json.loads(json.dumps(summary))
+    for key in drop:
+        out.pop(key)
+    for key in settings:
+        out["settings"].pop(key)
+    return out
+
+
+def assert_reports_equal(a: dict, b: dict, *, drop=RUN_SPECIFIC, settings=()) -> None:
+    """Two reports are the same, bit for bit, once :func:`comparable` (same ``drop`` and ``settings``).
+
+    Compared as JSON text with sorted keys: every number must have the same repr (NaN equals NaN, as in
+    report.json, and 1 differs from 1.0).
+    """
+    text_a = json.dumps(comparable(a, drop=drop, settings=settings), sort_keys=True)
+    text_b = json.dumps(comparable(b, drop=drop, settings=settings), sort_keys=True)
+    if text_a != text_b:  # the nested comparison names the first key that differs
+        assert_reports_close(json.loads(text_a), json.loads(text_b), atol=0.0)
+    assert text_a == text_b
+
+
+def assert_reports_close(a, b, *, atol: float = 1e-6, rtol: float = 0.0, ignore=(), rtol_for=None,
+                         path: str = "") -> None:
+    """Same structure, keys and strings; floats within ``atol`` (or ``rtol``), NaN equal to NaN.
+
+    Runs that differ only in summation order (other thread counts, other batches) move fp32 probabilities by
+    ~1e-8 and the report's numbers by less than 1e-6 with the same decisions, hence the default ``atol``.
+
+    Parameters
+    ----------
+    a, b : nested dicts and lists (e.g. two :func:`comparable` reports)
+    atol, rtol : tolerances of ``math.isclose`` for two floats.
+    ignore : keys whose values are not compared, at any depth (both reports must still have them).
+    rtol_for : {key: rel_tol}, for non-float values (counts) under a key ending with ``key``, compared within
+        ``rel_tol`` instead of exactly (e.g. ``{"n_to_decide": 1e-3}``, an advisory count).
+
+    Raises
+    ------
+    AssertionError
+        Naming the path of the first difference, e.g. ``.comparisons.small.agreement.value``.
+    """
+    rtol_for = rtol_for or {}
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k not in ignore:
+                assert_reports_close(a[k], b[k], atol=atol, rtol=rtol, ignore=ignore, rtol_for=rtol_for,
+                                     path=f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_reports_close(x, y, atol=atol, rtol=rtol, ignore=ignore, rtol_for=rtol_for, path=f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=rtol, abs_tol=atol) or (math.isnan(a) and math.isnan(b)), (path, a, b)
+    elif any(path.endswith(key) for key in rtol_for):
+        tol = next(t for key, t in rtol_for.items() if path.endswith(key))
+        assert math.isclose(a, b, rel_tol=tol), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
 NLI = ("entailment", "neutral", "contradiction")
 PI = ("not_paraphrase", "paraphrase")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path, parent):
+    """No doctest collector for files under tests/: ``--doctest-modules`` (pyproject.toml) is there for
+    src/trusteq/metrics, test modules have no doctests, and a second collector would report each import error
+    of a test module twice."""
+    collectors = yield
+    doctest = parent.config.pluginmanager.get_plugin("doctest")
+    if doctest is None:  # -p no:doctest
+        return collectors
+    return [c for c in collectors if not isinstance(c, doctest.DoctestModule)]
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,12 @@
 """Models whose outputs depend on their batch mates (dynamic int8) are run one pair per call."""
 
-import math
 import shutil
 
 import numpy as np
 import pytest
 
 import trusteq
-from conftest import PI, make_bert
+from conftest import PI, assert_reports_close, make_bert
 from trusteq.models import CallableClassifier, TaskModel
 from trusteq.predict import fix_batching
 
@@ -42,25 +41,7 @@ def int8_pair(tmp_path_factory):
     return str(ref), str(root / "int8")
 
 
-def _close(a, b, path=""):
-    """Same structure and strings; numbers within 1e-6 (fp32 models move by ~1e-8 with other batches)."""
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if k not in ("created", "timings_s", "batch_size", "batching"):  # the fp32 reference keeps its batches
-                _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, abs_tol=1e-6) or (math.isnan(a) and math.isnan(b)), (path, a, b)
-    elif path.endswith("n_to_decide"):  # an advisory count derived from the fp32 reference too
-        assert math.isclose(a, b, rel_tol=1e-3), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
-
-
+@pytest.mark.slow
 def test_int8_report_is_the_same_for_any_batch_size_and_cache_state(int8_pair, shared_data, tmp_path, monkeypatch):
     ref, int8 = int8_pair
     # The fp32 reference runs one pair per call here too: with other batches its probabilities move by ~1e-7,
@@ -91,6 +72,10 @@ def test_int8_report_is_the_same_for_any_batch_size_and_cache_state(int8_pair, s
             if run.model == "int8":
                 again = other.explanations["lime"].run("int8", run.seed).explanations
                 assert all(np.array_equal(x.weights, y.weights) for x, y in zip(run.explanations, again))
-        _close(first.summary, other.summary)
+        # numbers within 1e-6 (fp32 models move by ~1e-8 with other batches); the fp32 reference keeps its
+        # batches; n_to_decide is an advisory count derived from the fp32 reference too
+        assert_reports_close(first.summary, other.summary, atol=1e-6,
+                             ignore=("created", "timings_s", "batch_size", "batching"),
+                             rtol_for={"n_to_decide": 1e-3})
         assert other["settings"]["batching"]["int8"]["batching"] == "one pair per call"
     shutil.rmtree(tmp_path)

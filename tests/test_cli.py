@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import trusteq
+from conftest import assert_reports_equal
 from trusteq.cli import main
 from trusteq.report import OUTPUT_FILES
 
@@ -27,11 +28,13 @@ def snli_run(nli_models, shared_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_all_outputs_written(snli_run):
     for name in OUTPUT_FILES:
         assert (snli_run / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_report_json_keys(snli_run):
     r = json.loads((snli_run / "report.json").read_text())
     assert r["task"] == "nli" and r["seed"] == 0
@@ -57,6 +60,7 @@ def test_report_json_keys(snli_run):
     assert r["versions"]["torch"] == "2.13.0+cpu" or r["versions"]["torch"].startswith("2.13.0")
 
 
+@pytest.mark.slow
 def test_predictions_csv(snli_run):
     lines = (snli_run / "predictions.csv").read_text().splitlines()
     assert lines[0] == "example_id,model,label,prob_entailment,prob_neutral,prob_contradiction"
@@ -65,6 +69,7 @@ def test_predictions_csv(snli_run):
     assert row[1] in ("ref", "small", "shuffled") and abs(sum(map(float, row[3:])) - 1) < 1e-9
 
 
+@pytest.mark.slow
 def test_explanations_jsonl_recomputes_alignment(snli_run):
     """Jaccard@10 of the small model's LIME runs, recomputed from explanations.jsonl with the set definition."""
     recs = [json.loads(line) for line in (snli_run / "explanations.jsonl").read_text().splitlines()]
@@ -94,27 +99,30 @@ def test_explanations_jsonl_recomputes_alignment(snli_run):
     assert summary["mean"] == pytest.approx(np.mean(values))
 
 
+@pytest.mark.slow
 def test_one_seed_wording(snli_run):
     for name in ("report.md", "report.html"):
         assert "the candidates with seeds 1 and 2: a candidate" in (snli_run / name).read_text()
 
 
+@pytest.mark.slow
 def test_html_is_self_contained(snli_run):
     page = (snli_run / "report.html").read_text()
     assert "data:image/png;base64," in page and "<script src" not in page and "href=\"http" not in page
     assert "Per-example view" in page and 'class="w top"' in page
 
 
+@pytest.mark.slow
 def test_second_run_reuses_cache_and_is_identical(nli_models, shared_data, tmp_path):
     kwargs = dict(task="nli", limit=40, explainers=["lime"], lime_samples=60, explain_limit=3, n_boot=100,
                   progress=False)
     a = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", **kwargs)
     b = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", **kwargs)
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("created", "timings_s")}  # noqa: E731
-    assert json.dumps(strip(a.to_dict()), sort_keys=True) == json.dumps(strip(b.to_dict()), sort_keys=True)
+    assert_reports_equal(a.to_dict(), b.to_dict())
     assert a["comparisons"]["small"]["agreement"]["value"] == b["comparisons"]["small"]["agreement"]["value"]
 
 
+@pytest.mark.slow
 def test_explain_reference_prediction(nli_models, shared_data):
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
                         limit=30, explainers=["lime"], lime_samples=40, explain_limit=4, explain_class="reference",
@@ -125,6 +133,7 @@ def test_explain_reference_prediction(nli_models, shared_data):
         assert e.explained_class == preds[index[e.example_id]]
 
 
+@pytest.mark.slow
 def test_pi_task_on_mrpc(pi_models, shared_data, tmp_path):
     code = run_cli("compare", "--reference", pi_models["ref"], "--candidate", pi_models["small"], "--data",
                    shared_data / "mrpc_glue/test.tsv", "--task", "pi", "--limit", 50, "--explainers", "lime",
@@ -216,6 +225,7 @@ def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
     assert "2 invalid rows were dropped" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_models, shared_data, tmp_path):
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
                         limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=120, explain_limit=4,
@@ -270,6 +280,7 @@ def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_model
     assert "noise floor: small vs itself (3 seeds)" in md
 
 
+@pytest.mark.slow
 def test_shap_resumes_from_a_partly_filled_cache(nli_models, shared_data, monkeypatch):
     from trusteq import cache
     from trusteq.explain import _cached
@@ -300,6 +311,7 @@ def test_shap_resumes_from_a_partly_filled_cache(nli_models, shared_data, monkey
             assert x.example_id == y.example_id and np.array_equal(x.weights, y.weights)
 
 
+@pytest.mark.slow
 def test_margins_and_alpha_reach_the_verdict_and_the_gate(pi_models, shared_data, tmp_path, capsys):
     code = run_cli("compare", "--reference", pi_models["ref"], "--candidate", pi_models["ref"], "--name", "ref",
                    "--name", "copy", "--data", shared_data / "mrpc_glue/test.tsv", "--task", "pi", "--limit", 400,

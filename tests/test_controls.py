@@ -26,12 +26,14 @@ def test_the_synthetic_data_is_what_the_controls_assume():
     assert 0.1 < np.mean(p["reference"].argmax(1) != p["accuracy_drop"].argmax(1)) < 0.2
 
 
+@pytest.mark.slow
 def test_identical_copy_is_equivalent_everywhere(result):
     overall, dims = _decisions(result, "identical")
     assert overall == "equivalent", dims
     assert set(dims) == {"predictions", "calibration", "explanations.lime", "explanations.shap"}
 
 
+@pytest.mark.slow
 def test_temperature_scaled_copy_same_predictions_other_calibration(result):
     overall, dims = _decisions(result, "temperature")
     assert dims["predictions"] == "equivalent"
@@ -39,6 +41,7 @@ def test_temperature_scaled_copy_same_predictions_other_calibration(result):
     assert overall == "not equivalent"
 
 
+@pytest.mark.slow
 def test_same_predictions_for_other_reasons(result):
     overall, dims = _decisions(result, "other_reasons")
     assert dims["predictions"] == "equivalent" and dims["calibration"] == "equivalent"
@@ -46,6 +49,7 @@ def test_same_predictions_for_other_reasons(result):
     assert overall == "not equivalent"
 
 
+@pytest.mark.slow
 def test_accuracy_drop(result):
     overall, dims = _decisions(result, "accuracy_drop")
     assert dims["predictions"] == "not equivalent" and overall == "not equivalent"

@@ -4,13 +4,15 @@ Each case draws at least 500 data sets from a model whose true value is known,
 computes the interval on each, and counts how often it holds the truth. With
 R repetitions the simulation error of a coverage near 0.90 is sqrt(0.09 / R)
 (0.013 at R = 500); every case must reach 0.90 - 3 simulation errors. Measured
-coverages are printed (``pytest -s``) and quoted in README.
+coverages are printed (``pytest -s``) and quoted in docs/verdict.md.
 """
 
 import numpy as np
 import pytest
 
 from trusteq.metrics.intervals import mean_interval, paired_accuracy_difference, paired_calibration_difference
+
+pytestmark = pytest.mark.slow  # hundreds of replications per case: the full tier's
 
 LEVEL = 0.90
 

@@ -15,6 +15,8 @@ import pytest
 import trusteq
 from conftest import PI, make_bert
 
+pytestmark = pytest.mark.slow  # ~50 s: full compare runs with every explainer
+
 
 @pytest.fixture(scope="module")
 def twin_models(tmp_path_factory):

@@ -11,7 +11,8 @@ import trusteq
 from conftest import NLI, make_bert
 from trusteq.devices import DeviceError, ort_providers, resolve_device
 from trusteq.errors import ModelError, TrustEqError
-from trusteq.executors import ExecutorError, LocalExecutor, predict_sharded
+from trusteq.executors import ExecutorError, LocalExecutor
+from trusteq.predict import predict_sharded
 from trusteq.models import ONNXClassifier, TaskModel, export_onnx, load_model
 
 PAIRS = [("a man is sleeping", "a person rests"), ("two dogs run", "dogs are running outside in the park"),
@@ -109,15 +110,16 @@ def test_a_recipe_refuses_a_model_replaced_on_disk(tiny, tmp_path):
 
 
 def test_sharded_prediction_is_the_local_result_bit_for_bit(tiny, monkeypatch):
-    import trusteq.executors as ex
+    import trusteq.predict
 
-    monkeypatch.setattr(ex, "SHARD_PAIRS", 5)
+    monkeypatch.setattr(trusteq.predict, "SHARD_PAIRS", 5)
     ref, _ = tiny
     model = TaskModel(load_model(ref, batch_size=4), NLI)
     assert len(model.batch_plan(PAIRS)) > 3
     assert np.array_equal(predict_sharded(LocalExecutor(), model, PAIRS), model(PAIRS))
 
 
+@pytest.mark.slow
 def test_compare_records_device_executor_and_providers(nli_models, shared_data):
     before = torch.get_num_threads()
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv",

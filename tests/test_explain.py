@@ -86,7 +86,7 @@ EX = [Example("e1", "A dog is running in the park.", "A dog is outside.", "entai
 def test_explainers_find_the_decisive_word_in_its_sentence(explainer):
     # "dog" is in both sentences of e1, but only sentence b's copy matters
     models = {"kw": keyword_model("dog", "b")}
-    out = explain_examples(models, EX[:1], [0], explainer=explainer, seed=0, n_samples=300)["kw"][0]
+    out = explain_examples(models, EX[:1], [0], explainer=explainer, seed=0, budget=300)["kw"][0]
     top = int(np.argmax(np.abs(out.weights)))
     assert (out.features[top].word, out.features[top].sentence) == ("dog", "b")
     assert out.weights[top] > 0
@@ -107,11 +107,11 @@ def and_model(pairs):
 @pytest.mark.parametrize("explainer,budget", [("lime", 120), ("shap-permutation", 120), ("shap", 30)])
 def test_seeded_and_order_independent(explainer, budget):
     models = {"kw": and_model}
-    a = explain_examples(models, EX, [0, 2], explainer=explainer, seed=5, n_samples=budget)["kw"]
-    b = explain_examples(models, EX[::-1], [2, 0], explainer=explainer, seed=5, n_samples=budget)["kw"][::-1]
+    a = explain_examples(models, EX, [0, 2], explainer=explainer, seed=5, budget=budget)["kw"]
+    b = explain_examples(models, EX[::-1], [2, 0], explainer=explainer, seed=5, budget=budget)["kw"][::-1]
     for x, y in zip(a, b):
         assert np.array_equal(x.weights, y.weights)
-    c = explain_examples(models, EX, [0, 2], explainer=explainer, seed=6, n_samples=budget)["kw"]
+    c = explain_examples(models, EX, [0, 2], explainer=explainer, seed=6, budget=budget)["kw"]
     assert not all(np.array_equal(x.weights, y.weights) for x, y in zip(a, c))
 
 
@@ -123,7 +123,7 @@ def test_lime_shares_perturbations_between_models():
             seen[name].append(list(pairs))
             return np.full((len(pairs), 3), 1 / 3)
         return fn
-    explain_examples({"m1": recorder("m1"), "m2": recorder("m2")}, EX[:1], [0], explainer="lime", seed=0, n_samples=200)
+    explain_examples({"m1": recorder("m1"), "m2": recorder("m2")}, EX[:1], [0], explainer="lime", seed=0, budget=200)
     assert seen["m1"] == seen["m2"]
     assert len(seen["m1"][0]) == len(set(seen["m1"][0]))  # de-duplicated
     assert all(isinstance(p, tuple) and len(p) == 2 for p in seen["m1"][0])
@@ -131,7 +131,7 @@ def test_lime_shares_perturbations_between_models():
 
 def test_real_model_and_record(nli_models):
     tm = TaskModel(load_model(str(nli_models["ref"])), NLI)
-    out = explain_examples({"ref": tm}, EX, [0, 2], explainer="lime", seed=0, n_samples=100)["ref"]
+    out = explain_examples({"ref": tm}, EX, [0, 2], explainer="lime", seed=0, budget=100)["ref"]
     rec = out[0].to_record(NLI)
     assert rec["explained_class"] == "entailment" and rec["seed"] == 0
     assert {f["sentence"] for f in rec["features"]} == {"a", "b"}
@@ -170,8 +170,8 @@ def test_exact_cost_is_what_shap_spends_on_a_full_expansion(n_a, n_b):
 
 
 def test_shap_is_exact_within_the_budget_and_seed_free():
-    exact = explain_examples({"m": and_model}, EX, [0, 2], explainer="shap", seed=0, n_samples=2000)["m"]
-    again = explain_examples({"m": and_model}, EX, [0, 2], explainer="shap", seed=9, n_samples=500)["m"]
+    exact = explain_examples({"m": and_model}, EX, [0, 2], explainer="shap", seed=0, budget=2000)["m"]
+    again = explain_examples({"m": and_model}, EX, [0, 2], explainer="shap", seed=9, budget=500)["m"]
     for x, y in zip(exact, again):
         assert REGISTRY["shap"].exact(x.features, 500)
         assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals
@@ -200,8 +200,8 @@ def test_shap_under_a_binding_budget_is_a_seeded_unbiased_estimate_of_the_exact_
         return np.array(out)
     budget = 100
     assert not REGISTRY["shap"].exact(feats, budget)
-    exact = explain_examples({"m": fn}, ex, [0], explainer="shap", n_samples=10_000)["m"][0].weights
-    runs = np.array([explain_examples({"m": fn}, ex, [0], explainer="shap", seed=s, n_samples=budget)["m"][0].weights
+    exact = explain_examples({"m": fn}, ex, [0], explainer="shap", budget=10_000)["m"][0].weights
+    runs = np.array([explain_examples({"m": fn}, ex, [0], explainer="shap", seed=s, budget=budget)["m"][0].weights
                      for s in range(300)])
     z = (runs.mean(axis=0) - exact) / (runs.std(axis=0, ddof=1) / np.sqrt(len(runs)))
     assert np.all(np.abs(z) < 4.5)  # 21 features; unbiased for the Owen values
@@ -210,13 +210,13 @@ def test_shap_under_a_binding_budget_is_a_seeded_unbiased_estimate_of_the_exact_
 
 def test_shap_under_a_binding_budget_repeats_bit_for_bit_across_runs_and_threads():
     examples, targets = EX * 2, [0, 2, 2, 0]
-    first = explain_examples({"m": and_model}, examples, targets, explainer="shap", seed=3, n_samples=30)["m"]
+    first = explain_examples({"m": and_model}, examples, targets, explainer="shap", seed=3, budget=30)["m"]
     assert not any(REGISTRY["shap"].exact(e.features, 30) for e in first)
     results = [None] * 2
 
     def work(i):
         results[i] = explain_examples({"m": and_model}, examples[::-1], targets[::-1], explainer="shap", seed=3,
-                                      n_samples=30)["m"][::-1]
+                                      budget=30)["m"][::-1]
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()

@@ -3,8 +3,6 @@
 A local Ray cluster of 2 CPUs (2 actors of 1 thread) on tiny BERT models and SNLI pairs.
 """
 
-import json
-import math
 import os
 import signal
 
@@ -12,10 +10,14 @@ import numpy as np
 import pytest
 
 import trusteq
+from conftest import assert_reports_close, assert_reports_equal, comparable
 from trusteq.explain import explain_examples
+
+pytestmark = pytest.mark.slow  # a local Ray cluster and full compare runs
 
 KWARGS = dict(task="nli", limit=40, explainers=["lime", "shap"], lime_samples=60, shap_evals=200, explain_limit=4,
               n_boot=50, progress=False)
+EXECUTOR = ("executor",)  # what may differ between executors besides when and how long: the executor
 
 
 def test_explaining_models_one_by_one_gives_what_explaining_them_together_gives(nli_models, shared_data):
@@ -26,10 +28,10 @@ def test_explaining_models_one_by_one_gives_what_explaining_them_together_gives(
     data = load_dataset(shared_data / "snli/test.tsv", "nli", limit=3, seed=0)  # SHAP at 300: 1 estimated, 2 exact
     models = {n: TaskModel(load_model(nli_models[n], name=n), data.label_names) for n in ("ref", "shuffled")}
     for explainer, budget in (("lime", 40), ("shap", 300), ("shap-permutation", 30)):
-        together = explain_examples(models, data.examples, data.y, explainer=explainer, seed=3, n_samples=budget)
+        together = explain_examples(models, data.examples, data.y, explainer=explainer, seed=3, budget=budget)
         for name, model in models.items():
             alone = explain_examples({name: model}, data.examples, data.y, explainer=explainer, seed=3,
-                                     n_samples=budget)[name]
+                                     budget=budget)[name]
             for x, y in zip(together[name], alone):
                 assert np.array_equal(x.weights, y.weights) and x.n_evals == y.n_evals, (explainer, budget, name)
 
@@ -54,22 +56,13 @@ def ray_executor(ray_cluster):
 
         def run(self, units):
             for n, item in enumerate(super().run(units)):
-                if self.armed and n == 0 and len(units) >= 4 and units[0].method == "explain":
+                if self.armed and n == 0 and len(units) >= 4 and units[0].fn.__name__ == "explain_unit":
                     os.kill(self.victim, signal.SIGKILL)
                     self.armed = False
                 yield item
 
     with KillOnce(threads=1) as executor:
         yield executor
-
-
-def _comparable(summary: dict) -> dict:
-    """report.json without what may differ between executors: when and how long, and the executor."""
-    out = json.loads(json.dumps(summary, default=str))
-    for key in ("created", "timings_s"):
-        out.pop(key)
-    out["settings"].pop("executor")
-    return out
 
 
 def _run(models, data, executor, **extra):
@@ -100,9 +93,10 @@ def test_ray_gives_the_local_report(nli_models, shared_data, ray_executor, local
         for run in result.runs:
             again = remote.explanations[explainer].run(run.model, run.seed).explanations
             assert all(np.array_equal(x.weights, y.weights) for x, y in zip(run.explanations, again))
-    assert _comparable(local.summary) == _comparable(remote.summary)
+    assert_reports_equal(local.summary, remote.summary, settings=EXECUTOR)
     # Other threads than the workers': the documented tolerance (1e-6, the same decisions).
-    _close(_comparable(local_runs["default threads"][0].summary), _comparable(remote.summary))
+    assert_reports_close(comparable(local_runs["default threads"][0].summary, settings=EXECUTOR),
+                         comparable(remote.summary, settings=EXECUTOR), atol=1e-6)
 
 
 def test_a_killed_worker_and_a_half_filled_cache_give_the_same_report(nli_models, shared_data, ray_executor,
@@ -118,20 +112,4 @@ def test_a_killed_worker_and_a_half_filled_cache_give_the_same_report(nli_models
     assert not ray_executor.armed, "no worker was killed"
     assert ray_executor.pids()[0] != before[0]  # Ray restarted the actor and ran its units again
     assert len(list((cache / "explanations").rglob("*.npz"))) == len(entries)
-    assert _comparable(local.summary) == _comparable(remote.summary)
-
-
-def _close(a, b, path=""):
-    """Same structure, strings and decisions; numbers within 1e-6."""
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, abs_tol=1e-6) or (math.isnan(a) and math.isnan(b)), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
+    assert_reports_equal(local.summary, remote.summary, settings=EXECUTOR)

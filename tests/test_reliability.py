@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import NLI
+from conftest import NLI, assert_reports_equal
 from trusteq.errors import ModelError
 from trusteq.models import TaskModel, load_model
 
@@ -23,18 +23,16 @@ def _cmd(models, data, out, *extra):
             str(out), *extra]
 
 
+def _report(out):
+    return json.loads((out / "report.json").read_text())
+
+
 def _env(cache):
     env = dict(os.environ, TRUSTEQ_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     return env
 
 
-def _stable(report_path):
-    r = json.loads(report_path.read_text())
-    r.pop("created")
-    r.pop("timings_s")
-    return r
-
-
+@pytest.mark.slow
 def test_sigkill_during_explanations_then_resume(nli_models, shared_data, tmp_path):
     data = shared_data / "snli/test.tsv"
     # uninterrupted reference run, own cache
@@ -63,9 +61,10 @@ def test_sigkill_during_explanations_then_resume(nli_models, shared_data, tmp_pa
     assert again.returncode == 0, again.stderr
     # finished work was reused, not recomputed
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
-    assert _stable(tmp_path / "killed" / "report.json") == _stable(tmp_path / "clean" / "report.json")
+    assert_reports_equal(_report(tmp_path / "killed"), _report(tmp_path / "clean"))
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_share_a_cache(nli_models, shared_data, tmp_path):
     data = shared_data / "snli/test.tsv"
     env = _env(tmp_path / "shared-cache")
@@ -74,7 +73,7 @@ def test_two_concurrent_runs_share_a_cache(nli_models, shared_data, tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
-    assert _stable(tmp_path / "out0" / "report.json") == _stable(tmp_path / "out1" / "report.json")
+    assert_reports_equal(_report(tmp_path / "out0"), _report(tmp_path / "out1"))
 
 
 PAIRS = [("A man is sleeping on the grass.", "A man is outside."),
@@ -122,7 +121,7 @@ def test_non_english_and_emoji_text_is_predicted_and_explained(nli_models):
     p = model(PAIRS)
     assert np.isfinite(p).all()
     exs = [Example(str(i), a, b, "entailment") for i, (a, b) in enumerate(PAIRS)]
-    out = explain_examples({"ref": model}, exs, [0] * 4, explainer="lime", seed=0, n_samples=50)["ref"]
+    out = explain_examples({"ref": model}, exs, [0] * 4, explainer="lime", seed=0, budget=50)["ref"]
     # accented words are features; emoji are not words, so they are never removed
     assert [f.word for f in out[2].features][-4:] == ["Mann", "schläft", "im", "Gras"]
     assert [f.word for f in out[3].features] == ["runs"]

@@ -38,6 +38,7 @@ experiments:
     return f
 
 
+@pytest.mark.slow
 def test_study_builds_compares_and_reuses(study, capsys):
     assert main(["study", str(study), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -54,6 +55,7 @@ def test_study_builds_compares_and_reuses(study, capsys):
     assert "[1/4] tiny: model ref (built: reused)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_execution_keys_apply_to_every_stage_and_the_command_line_wins(study, capsys):
     study.write_text("device: cuda:7\nexecutor: local\n" + study.read_text())
     assert main(["study", str(study), "--no-progress"]) == 2
@@ -114,6 +116,7 @@ def test_estimate_prints_every_stage_and_runs_nothing(study, monkeypatch, capsys
     assert est.parts[-1]["shap"] > est.parts[-1]["lime"] * 0.99  # max(100, 2d + 1) >= 100 evaluations
 
 
+@pytest.mark.slow
 def test_experiment_option_runs_and_estimates_only_the_named_experiments(study, monkeypatch, capsys):
     import trusteq.study as study_module
 
@@ -183,18 +186,17 @@ def test_unknown_keys_are_named_before_missing_ones(tmp_path, text, message):
     assert str(err.value).startswith(str(f) + message) and "\n" not in str(err.value)
 
 
-def test_compare_keys_follow_the_signature_of_compare(tmp_path):
-    import inspect
+def test_compare_keys_are_the_settings_a_study_may_set(tmp_path):
+    from dataclasses import fields
 
-    from trusteq.comparison import compare
-    from trusteq.study import _compare_options
+    from trusteq.settings import CompareSettings
 
-    keyword_only = [p.name for p in inspect.signature(compare).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    assert list(_compare_options()) == [k for k in keyword_only if k not in ("names", "progress", "seed")]
+    keys = CompareSettings.study_keys()
+    assert list(keys) == [f.name for f in fields(CompareSettings) if f.name not in ("names", "progress", "seed")]
     f = tmp_path / "s.yaml"
-    options = "{" + ", ".join(f"{k}: null" for k in _compare_options()) + "}"
+    options = "{" + ", ".join(f"{k}: null" for k in keys) + "}"  # null: the default
     f.write_text("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: " + options + "}}\n")
-    assert set(load_study(f)["experiments"]["x"]["compare"]) == set(_compare_options())
+    assert set(load_study(f)["experiments"]["x"]["compare"]) == set(keys)
 
 
 def test_cli_study_with_a_typo_exits_2_naming_the_key(tmp_path, capsys):
@@ -225,9 +227,8 @@ def _strings(value, where=""):
         yield where, value
 
 
+@pytest.mark.slow
 def test_study_report_paths_are_relative_to_the_study_file(tmp_path, shared_data, monkeypatch):
-    from types import SimpleNamespace
-
     import trusteq.comparison
     import trusteq.report
     import trusteq.study as study_module
@@ -258,11 +259,13 @@ experiments:
 """)
     written = []
 
-    def fake_compare(reference, candidates, data, task, *, names, **options):
+    def fake_compare(reference, candidates, data, task, settings):
+        from trusteq.results import CompareResult
+
         folders = [reference, *candidates]
         assert all(Path(p).is_absolute() for p in [data, *folders])  # loading uses absolute paths
-        return SimpleNamespace(summary={"data": {"source": data},
-                                        "models": {n: {"source": p} for n, p in zip(names, folders)}})
+        return CompareResult({"data": {"source": data},
+                              "models": {n: {"source": p} for n, p in zip(settings.names, folders)}}, None, {})
 
     def fake_write_report(result, out):
         written.append(json.loads(json.dumps(result.summary)))
@@ -286,17 +289,18 @@ experiments:
 
 
 def test_a_work_folder_spelled_from_home_is_reported_from_home(tmp_path, monkeypatch):
-    from trusteq.study import _relative_paths
+    from trusteq.results import CompareResult
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     work, base = tmp_path / "home" / ".cache" / "w", tmp_path / "repo" / "studies"
     summary = {"data": {"source": str(tmp_path / "repo" / "data" / "t.tsv")},
-               "models": {"a": {"source": str(work / "e" / "a")}, "b": {"source": str(tmp_path / "m")}},
-               "study": {"models": {"c": {"source_model": str(work / "e" / "a")}}}}
-    _relative_paths(summary, base, work)
-    assert summary == {"data": {"source": "../data/t.tsv"},
-                       "models": {"a": {"source": "~/.cache/w/e/a"}, "b": {"source": "../../m"}},
-                       "study": {"models": {"c": {"source_model": "~/.cache/w/e/a"}}}}
+               "models": {"a": {"source": str(work / "e" / "a")}, "b": {"source": str(tmp_path / "m")}}}
+    result = CompareResult(summary, dataset=None, probs={})
+    studied = result.for_study({"models": {"c": {"source_model": str(work / "e" / "a")}}}, base, work)
+    assert studied.summary == {"data": {"source": "../data/t.tsv"},
+                               "models": {"a": {"source": "~/.cache/w/e/a"}, "b": {"source": "../../m"}},
+                               "study": {"models": {"c": {"source_model": "~/.cache/w/e/a"}}}}
+    assert result.summary["data"]["source"].startswith("/") and "study" not in result.summary  # left as it was
 
 
 def test_study_with_an_unwritable_out_fails_before_building(tmp_path, capsys):

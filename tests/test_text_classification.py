@@ -103,7 +103,7 @@ def test_cli_errors_exit_2(ag_models, shared_data, tmp_path, capsys):
                    "--text-a", "text", "--label", "label") == 2
     assert "either --text" in capsys.readouterr().err
     assert run_cli(*base, "--data", shared_data / "ag_news/test.tsv", "--task", TC, "--protocol", "paper") == 2
-    assert "defined for its tasks ['nli', 'pi'] only" in capsys.readouterr().err
+    assert "defined for the tasks ['nli', 'pi'] only" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -161,7 +161,7 @@ TEXTS = [trusteq.data.Example("t1", "The striker scored a late goal as the marke
 
 @pytest.mark.parametrize("explainer", ["lime", "shap", "shap-permutation"])
 def test_explainers_on_single_texts(explainer):
-    out = explain_examples({"m": topic_model}, TEXTS, [1, 2], explainer=explainer, seed=0, n_samples=400)["m"]
+    out = explain_examples({"m": topic_model}, TEXTS, [1, 2], explainer=explainer, seed=0, budget=400)["m"]
     for e, word in zip(out, ("goal", "market")):
         assert {f.sentence for f in e.features} == {"a"}
         top = int(np.argmax(e.weights))
@@ -172,7 +172,7 @@ def test_shap_on_a_single_text_is_exact_and_efficient():
     ex = TEXTS[0]
     feats = segment(ex.text_a, None)
     assert render(ex.text_a, None, feats, np.ones(len(feats), bool)) == (ex.text_a, None)
-    [e] = explain_examples({"m": topic_model}, [ex], [1], explainer="shap", seed=0, n_samples=2500)["m"]
+    [e] = explain_examples({"m": topic_model}, [ex], [1], explainer="shap", seed=0, budget=2500)["m"]
     assert REGISTRY["shap"].exact(feats, 2500) and e.n_evals == exact_cost(len(feats), 0)
     full, empty = topic_model([(ex.text_a, None), render(ex.text_a, None, feats, np.zeros(len(feats), bool))])
     assert e.weights.sum() == pytest.approx(full[1] - empty[1])
@@ -187,6 +187,7 @@ def single_controls():
     return controls.run(single=True, explain_limit=30)
 
 
+@pytest.mark.slow
 def test_single_text_controls(single_controls):
     v = single_controls["comparisons"]
     assert single_controls.summary["task"] == TC and single_controls.summary["data"]["texts"] == "single"
@@ -197,6 +198,7 @@ def test_single_text_controls(single_controls):
     assert v["temperature"]["verdict"]["dimensions"]["calibration"]["decision"] == "not equivalent"
 
 
+@pytest.mark.slow
 def test_cli_on_ag_news(ag_models, shared_data, tmp_path):
     out = tmp_path / "out"
     assert run_cli("compare", "--reference", ag_models["ref"], "--candidate", ag_models["small"], "--data",

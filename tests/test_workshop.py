@@ -34,6 +34,7 @@ def tuned(base, mrpc_small, shared_data, tmp_path_factory):
     return out, info
 
 
+@pytest.mark.slow
 def test_finetune_writes_labels_and_provenance(tuned, mrpc_small):
     out, info = tuned
     config = json.loads((out / "config.json").read_text())
@@ -47,6 +48,7 @@ def test_finetune_writes_labels_and_provenance(tuned, mrpc_small):
     assert TaskModel(load_model(str(out)), PI)(mrpc_small.pairs[:3]).shape == (3, 2)
 
 
+@pytest.mark.slow
 def test_interrupted_finetune_resumes_to_the_same_weights(base, mrpc_small, tmp_path, monkeypatch):
     import torch
     from safetensors.numpy import load_file
@@ -114,6 +116,7 @@ def test_checkpoint_that_is_not_weights_only_is_refused_not_run(base, mrpc_small
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_int8_and_prune_and_drop_layers(tuned, mrpc_small, tmp_path):
     src, _ = tuned
     pairs = mrpc_small.pairs[:8]
@@ -144,6 +147,7 @@ def test_parse_method_errors():
             parse_method(bad)
 
 
+@pytest.mark.slow
 def test_distill_step(tuned, mrpc_small, tmp_path):
     teacher, _ = tuned
     student = make_bert(tmp_path / "student-base", ("a", "b"), seed=9, layers=1)
@@ -154,6 +158,7 @@ def test_distill_step(tuned, mrpc_small, tmp_path):
     assert json.loads((tmp_path / "student" / "config.json").read_text())["id2label"]["1"] == "paraphrase"
 
 
+@pytest.mark.slow
 def test_cli_compress_prints_folder_last(tuned, tmp_path, capsys):
     src, _ = tuned
     assert main(["compress", "--model", str(src), "--method", "prune:0.3", "--out", str(tmp_path / "p")]) == 0

@@ -30,7 +30,18 @@ def _accuracy(y_true, y_prob) -> float:
 
 
 def agreement_rate(p_ref, p_cand) -> float:
-    """Fraction of examples on which both models predict the same class, in [0, 1]."""
+    """Fraction of examples on which both models predict the same class, in [0, 1].
+
+    Examples
+    --------
+    The models predict classes 0, 1, 0, 1 and 0, 0, 1, 1: they agree on the
+    first and the last example.
+
+    >>> p_ref = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]
+    >>> p_cand = [[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]]
+    >>> round(agreement_rate(p_ref, p_cand), 4)
+    0.5
+    """
     p_ref, p_cand = _check_pair(p_ref, p_cand)
     return float(np.mean(p_ref.argmax(axis=1) == p_cand.argmax(axis=1)))
 
@@ -44,6 +55,17 @@ def flip_rates(y_true, p_ref, p_cand) -> dict:
     dict with ``correct_to_wrong`` (reference right, candidate wrong),
     ``wrong_to_correct`` (reference wrong, candidate right) and ``total``
     (their sum), each a fraction of n in [0, 1].
+
+    Examples
+    --------
+    With gold classes 0, 1, 1, 1 the reference (predicting 0, 1, 0, 1) is
+    right on examples 0, 1 and 3, the candidate (0, 0, 1, 1) on 0, 2 and 3:
+    example 1 flips to wrong and example 2 to right, one of four each.
+
+    >>> p_ref = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]
+    >>> p_cand = [[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]]
+    >>> {k: round(v, 4) for k, v in flip_rates([0, 1, 1, 1], p_ref, p_cand).items()}
+    {'correct_to_wrong': 0.25, 'wrong_to_correct': 0.25, 'total': 0.5}
     """
     c2w, w2c = flip_indicators(y_true, p_ref, p_cand)
     return {"correct_to_wrong": float(c2w.mean()), "wrong_to_correct": float(w2c.mean()),

@@ -82,6 +82,13 @@ def top_k(w: np.ndarray, k: int) -> np.ndarray:
     Ties are broken by the lower feature index: a deterministic order for
     display. The metrics of :func:`pair_metrics` do not use it; they average
     over all tie orders.
+
+    Examples
+    --------
+    >>> top_k([0.5, -0.4, 0.1, 0.0], 2).tolist()
+    [0, 1]
+    >>> top_k([0.1, -0.3, 0.3], 2).tolist()  # |-0.3| ties |0.3|: the lower index first
+    [1, 2]
     """
     w = np.asarray(w, dtype=np.float64)
     order = np.lexsort((np.arange(len(w)), -np.abs(w)))
@@ -206,6 +213,28 @@ def pair_metrics(a, b, ks=(10,)) -> dict[str, float]:
     ------
     ValueError
         Shapes differ, d = 0, non-finite weights, or k < 1.
+
+    Examples
+    --------
+    The top 2 by ``|w|`` are features {0, 1} in ``a`` and {0, 2} in ``b``: one
+    shared of three, jaccard@2 = 1/3, and feature 0 is first in both
+    (rank_agreement@2 = 1/2) but with opposite signs (sign_agreement@2 = 0).
+
+    >>> a, b = [0.5, -0.4, 0.1, 0.0], [-0.3, 0.05, 0.2, 0.01]
+    >>> m = pair_metrics(a, b, ks=(2,))
+    >>> [round(m[name], 4) for name in ("jaccard@2", "feature_agreement@2", "rank_agreement@2",
+    ...                                 "sign_agreement@2")]
+    [0.3333, 0.5, 0.5, 0.0]
+
+    Ties are broken at random, in expectation: a vector against itself, with
+    features 1 and 2 tied for the second place, draws the same second feature
+    half of the time (jaccard 1) and the other one otherwise (jaccard 1/3).
+
+    >>> w = [2.0, 1.0, 1.0, 0.1]
+    >>> round(pair_metrics(w, w, ks=(2,))["jaccard@2"], 4)  # 1/2 * 1 + 1/2 * 1/3
+    0.6667
+    >>> pair_metrics([1.0, 2.0], [2.0, 1.0], ks=(2,))["jaccard@2"]  # d <= k: undefined
+    nan
     """
     a, b = check_same_shape(a, b, ndim=1, what="attributions")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):

@@ -105,6 +105,20 @@ def expected_calibration_error(y_true, y_prob, *, n_bins: int = 10, strategy: St
     ------
     ValueError
         See :func:`check_probabilities` and :func:`bin_indices`.
+
+    Examples
+    --------
+    Confidences 0.9, 0.8, 0.7, 0.6, of which the first and third are right.
+    With 10 bins each example has a bin of its own, so ECE is the mean of
+    |1 - 0.9|, |0 - 0.8|, |1 - 0.7| and |0 - 0.6|; with 2 bins all four share
+    the bin (0.5, 1]: accuracy 0.5 against mean confidence 0.75.
+
+    >>> y_true = [0, 1, 1, 0]
+    >>> y_prob = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]]
+    >>> round(expected_calibration_error(y_true, y_prob), 4)
+    0.45
+    >>> round(expected_calibration_error(y_true, y_prob, n_bins=2), 4)
+    0.25
     """
     return _ece(*check_probabilities(y_true, y_prob), n_bins, strategy)
 
@@ -136,6 +150,13 @@ def brier_score(y_true, y_prob) -> float:
     BS = (1/n) sum_i sum_k (y_prob[i, k] - 1[y_true[i] = k])^2 (Brier 1950;
     the form used by Rai et al. 2025). For K = 2 this is twice scikit-learn's
     ``brier_score_loss`` on the positive class.
+
+    Examples
+    --------
+    A certain, right forecast scores 0; (0.5, 0.5) scores 0.25 + 0.25:
+
+    >>> round(brier_score([0, 1], [[1.0, 0.0], [0.5, 0.5]]), 4)
+    0.25
     """
     return _brier(*check_probabilities(y_true, y_prob))
 

@@ -88,6 +88,19 @@ def proportion_interval(count: int, n: int, *, level: float = 0.90, method: str 
     ------
     ValueError
         ``n < 1`` or ``count`` outside [0, n].
+
+    Examples
+    --------
+    Wilson's interval, (p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n):
+    8 of 10 at 95% (z = 1.96) gives 0.7167 -/+ 0.2266.
+
+    >>> [round(x, 4) for x in proportion_interval(8, 10, level=0.95)]
+    [0.4902, 0.9433]
+
+    No event in 20 still gives an interval of non-zero width (90%, z = 1.645):
+
+    >>> [round(x, 4) for x in proportion_interval(0, 20)]
+    [0.0, 0.1192]
     """
     from statsmodels.stats.proportion import proportion_confint
 

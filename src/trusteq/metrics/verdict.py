@@ -40,7 +40,7 @@ EQUIVALENT, NOT_EQUIVALENT, INCONCLUSIVE = "equivalent", "not equivalent", "inco
 DECISIONS = (EQUIVALENT, NOT_EQUIVALENT, INCONCLUSIVE)
 TESTS = ("TOST", "non-inferiority", "non-superiority")
 
-#: Default margins, by the name ``--margin NAME=VALUE`` uses (reasons in :data:`MARGIN_REASONS` and README).
+#: Default margins, by the name ``--margin NAME=VALUE`` uses (reasons in :data:`MARGIN_REASONS` and docs/verdict.md).
 MARGINS = {"accuracy": 0.01, "flip_rate": 0.05, "calibration": 0.05, "brier": 0.02, "explanation": 0.05}
 
 MARGIN_REASONS = {

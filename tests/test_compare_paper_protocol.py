@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import trusteq
+from conftest import assert_reports_equal
 from trusteq.cli import main
-from trusteq.comparison import PAPER_REASON
+from trusteq.protocols import PAPER_REASON
 from trusteq.explain import _paper_cached, paper_jaccard
 from trusteq.metrics.verdict import INCONCLUSIVE, dimension, redecide, undecided, verdict
 
@@ -46,6 +47,7 @@ def paper_run(nli_models, shared_data, tmp_path_factory):
     return {"result": result, "out": out, "gate_report": gate_out / "report.json", "gate_calls": calls}
 
 
+@pytest.mark.slow
 def test_report_records_the_protocol_and_the_papers_jaccard(paper_run):
     r, out = paper_run["result"], paper_run["out"]
     report = json.loads((out / "report.json").read_text())
@@ -69,6 +71,7 @@ def test_report_records_the_protocol_and_the_papers_jaccard(paper_run):
         assert all(e.explained_class == t.explained_class for e, t in zip(cand, ref0))
 
 
+@pytest.mark.slow
 def test_an_identical_copy_scores_the_floor(paper_run):
     report = json.loads((paper_run["out"] / "report.json").read_text())
     for explainer in EXPLAINERS:
@@ -76,6 +79,7 @@ def test_an_identical_copy_scores_the_floor(paper_run):
         assert copy["mean"] == pytest.approx(report["noise_floor"][explainer]["paper_jaccard@10"]["mean"])
 
 
+@pytest.mark.slow
 def test_explanation_dimensions_are_inconclusive_with_the_reason(paper_run):
     report = json.loads((paper_run["out"] / "report.json").read_text())
     for name in ("small", "copy"):
@@ -89,6 +93,7 @@ def test_explanation_dimensions_are_inconclusive_with_the_reason(paper_run):
     assert report["comparisons"]["copy"]["verdict"]["overall"] == INCONCLUSIVE
 
 
+@pytest.mark.slow
 def test_report_files_show_the_papers_measure(paper_run):
     out = paper_run["out"]
     md = (out / "report.md").read_text()
@@ -102,6 +107,7 @@ def test_report_files_show_the_papers_measure(paper_run):
     assert (out / "alignment.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_gate_on_a_paper_report(paper_run, capsys):
     report = paper_run["gate_report"]
     assert paper_run["gate_calls"] == []  # every explanation came from the cache
@@ -114,6 +120,7 @@ def test_gate_on_a_paper_report(paper_run, capsys):
     assert main(["gate", str(report), "--margin", "explanation=0.01", "--allow-inconclusive"]) == 0
 
 
+@pytest.mark.slow
 def test_a_second_identical_call_is_served_from_the_cache(nli_models, shared_data, monkeypatch):
     args = (str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv")
     kwargs = {**SMALL, "explain_limit": 3, "explainers": ["lime"]}
@@ -126,10 +133,10 @@ def test_a_second_identical_call_is_served_from_the_cache(nli_models, shared_dat
     for run in first.explanations["lime"].runs:
         again = second.explanations["lime"].run(run.model, run.seed).explanations
         assert [x.pairs for x in run.explanations] == [y.pairs for y in again]
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("created", "timings_s")}  # noqa: E731
-    assert json.dumps(strip(first.summary), sort_keys=True) == json.dumps(strip(second.summary), sort_keys=True)
+    assert_reports_equal(first.summary, second.summary)
 
 
+@pytest.mark.slow
 def test_pi_runs_with_both_explainers(pi_models, shared_data):
     r = trusteq.compare(str(pi_models["ref"]), [str(pi_models["small"])], shared_data / "mrpc_glue/test.tsv",
                         **{**SMALL, "task": "pi", "lime_samples": 30, "shap_evals": 20, "explain_limit": 3})
