@@ -128,9 +128,10 @@ def _measure(models: dict, examples, targets, args, cache: Path) -> tuple[dict, 
 def _warm_up(executor, model, example, target: int) -> None:
     """Imports, model loading and JIT compilation in every worker, before the clock starts."""
     from trusteq.executors import Unit
+    from trusteq.explain._cached import explain_unit
 
     workers = getattr(executor, "workers", 1)
-    units = [Unit("explain", model, (explainer, 99, 60, [example], [target])) for explainer in ("lime", "shap")]
+    units = [Unit(explain_unit, model, ([example], [target], explainer, 99, 60)) for explainer in ("lime", "shap")]
     for _ in executor.run(units * workers):
         pass
 
@@ -138,9 +139,10 @@ def _warm_up(executor, model, example, target: int) -> None:
 def _unit_overhead(executor, model, n: int = 200) -> float:
     """Seconds per unit of ``n`` empty prediction units (one in flight per worker)."""
     from trusteq.executors import Unit
+    from trusteq.predict import predict_batches
 
     started = time.perf_counter()
-    for _ in executor.run([Unit("predict", model, ([],))] * n):
+    for _ in executor.run([Unit(predict_batches, model, ([],))] * n):
         pass
     return (time.perf_counter() - started) / n
 

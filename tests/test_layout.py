@@ -179,3 +179,52 @@ def test_report_figures_leave_matplotlib_global_state_alone(tmp_path):
                          metric_label="top-10 Jaccard").plot(ax=fig.subplots(1, 1))
     assert d.ax_.get_ylabel() == "top-10 Jaccard"
     assert matplotlib.get_backend() == backend and plt.get_fignums() == []
+
+
+def _imports(path: Path, package: Path) -> set[str]:
+    """Modules of trusteq that ``path`` imports anywhere in it (inside functions too), as dotted names."""
+    import ast
+
+    module = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+    parent = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = parent
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = f"{base}.{node.module}" if node.level and node.module else (base if node.level else node.module)
+            for alias in node.names:  # "from . import cache" imports a module
+                candidate = f"{target}.{alias.name}"
+                found.add(candidate if (package.parent / candidate.replace(".", "/")).with_suffix(".py").exists()
+                          else target)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {m for m in found if m == "trusteq" or m.startswith("trusteq.")}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """No import cycle among trusteq's modules, imports inside functions included (a package's __init__, which
+    re-exports its modules, is left out)."""
+    package = Path(trusteq.__file__).parent
+    graph = {}
+    for path in package.rglob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        name = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        graph[name] = {m for m in _imports(path, package) if m in graph or (package.parent / m.replace(".", "/"))
+                       .with_suffix(".py").exists()}
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert state.get(nxt) != 1, " -> ".join([*stack, node, nxt])
+            if nxt not in state:
+                visit(nxt, [*stack, node])
+        state[node] = 2
+
+    assert {"trusteq.settings", "trusteq.protocols", "trusteq.results", "trusteq.executors"} <= set(graph)
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])

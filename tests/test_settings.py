@@ -203,3 +203,17 @@ def test_training_option_refuses_a_bad_value(name, tmp_path, capsys):
     assert len(err) == 1 and (name in err[0] or opt.flag in err[0]), err
     with pytest.raises(TrustEqError, match=name):
         settings_from_mapping(TrainSettings, {name: TRAIN_INVALID[name]}, where="s.yaml: models.m.finetune")
+
+
+def test_an_internal_bug_is_not_bad_input(monkeypatch):
+    """Only a TrustEqError is the user's: anything else propagates with its traceback (exit code 1), even a
+    ValueError, instead of passing for an input error."""
+    import trusteq.comparison
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(trusteq.comparison, "compare", broken)
+    argv = [a.replace("DATA", "d.tsv").replace("OUT", "out-never-written") for a in REQUIRED]
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(argv)

@@ -116,6 +116,17 @@ def test_estimate_prints_every_stage_and_runs_nothing(study, monkeypatch, capsys
     assert est.parts[-1]["shap"] > est.parts[-1]["lime"] * 0.99  # max(100, 2d + 1) >= 100 evaluations
 
 
+def test_estimate_counts_every_explainer_of_the_registry(study, monkeypatch):
+    """shap-permutation costs time too (it was estimated at 0 s when the estimate tested explainer names)."""
+    import trusteq.study as study_module
+
+    monkeypatch.setattr(study_module, "_throughput", lambda source, pairs, max_length: 100.0)
+    study.write_text(study.read_text().replace("explainers: [lime]", "explainers: [shap-permutation]"))
+    est = study_module.Estimate(load_study(study), study.parent, study.parent / "built",
+                                study_module._plan(load_study(study), study))
+    assert set(est.parts[-1]) == {"predictions", "shap-permutation"} and est.parts[-1]["shap-permutation"] > 0
+
+
 @pytest.mark.slow
 def test_experiment_option_runs_and_estimates_only_the_named_experiments(study, monkeypatch, capsys):
     import trusteq.study as study_module

@@ -36,7 +36,7 @@ from .metrics.stats import Bootstrap
 from .metrics.verdict import check_margins, decide_calibration, decide_predictions, verdict
 from .models import TaskModel, load_model
 from .predict import Predictions, fix_batching, onnx_twin, predict
-from .protocols import Explained, Protocol, get_protocol
+from .protocols import ExplainJob, Explained, Protocol, get_protocol
 from .results import CompareResult, ExplainerResult, build_summary
 from .settings import CompareSettings
 from .validation import check_probabilities
@@ -198,16 +198,18 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
         t0 = time.time()
         boot = Bootstrap(len(data), n_boot=s.n_boot, seed=s.seed)
         model_section, agreement = _calibration_and_agreement(models, preds, data.y, boot, s.n_bins)
+
+        probs = {name: p.probs for name, p in preds.items()}
+        decided = _decide_outputs(models, probs, data.y, margins, s)
         timings["metrics"] = time.time() - t0
 
         t0 = time.time()
-        probs = {name: p.probs for name, p in preds.items()}
-        explained = _explain(protocol, models, data, probs[models[0].name], s, runner)
+        explained = _explain(protocol, models, data, probs[models[0].name], s, runner, margins, decided)
         alignment, noise_floor = _alignment_summaries(explained.results, s)
         timings["explain"] = time.time() - t0
 
     t0 = time.time()
-    verdicts = _verdicts(protocol, models, probs, data.y, explained.results, margins, s)
+    verdicts = _verdicts(protocol, decided, explained.results, margins, s)
     timings["verdict"] = time.time() - t0
     timings["total"] = time.time() - started
 
@@ -315,19 +317,16 @@ def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
 
 
 def _explain(protocol: Protocol, models: list[TaskModel], dataset: Dataset, ref_probs: np.ndarray,
-             s: CompareSettings, executor: Executor) -> Explained:
-    """Explain a seeded sample of ``explain_limit`` examples the protocol's way."""
+             s: CompareSettings, executor: Executor, margins: dict, decided: dict) -> Explained:
+    """Explain the examples the protocol selects, the protocol's way."""
     if not s.explainers:
         return Explained([], {}, {})
-    rng = np.random.default_rng(s.seed)
-    chosen = np.sort(rng.choice(len(dataset), size=min(s.explain_limit, len(dataset)), replace=False))
-    examples = [dataset.examples[i] for i in chosen]
-    targets = dataset.y[chosen] if s.explain_class == "gold" else ref_probs[chosen].argmax(axis=1)
+    examples, targets = protocol.select(dataset, ref_probs, s)
     # Explanations run on ONNX Runtime where it reproduces PyTorch's probabilities (1e-5).
     twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
     runtime = {m.name: record for m, (_, record) in zip(models, twins)}
-    results = protocol.explain([twin for twin, _ in twins], examples, targets, s, dataset.task, executor, s.progress)
-    return Explained([e.id for e in examples], runtime, results)
+    job = ExplainJob([twin for twin, _ in twins], examples, targets, s, dataset.task, executor, margins, decided)
+    return Explained([e.id for e in examples], runtime, protocol.explain(job))
 
 
 def _alignment_summaries(results: dict[str, ExplainerResult], s: CompareSettings) -> tuple[dict, dict]:
@@ -358,18 +357,23 @@ def _over_repeats(boot: Bootstrap, pooled: np.ndarray, repeats: list[np.ndarray]
 
 
 # ---------------------------------------------------------------------------
-# stage 5: the verdict
+# stage 5: the verdict (predictions and calibration are decided before explaining, see _decide_outputs)
 
 
-def _verdicts(protocol: Protocol, models: list[TaskModel], probs: dict, y: np.ndarray,
-              results: dict[str, ExplainerResult], margins, s: CompareSettings) -> dict[str, dict]:
-    """Per candidate, the verdict of every dimension (see :mod:`trusteq.metrics.verdict`)."""
+def _decide_outputs(models: list[TaskModel], probs: dict, y: np.ndarray, margins, s: CompareSettings) -> dict:
+    """Per candidate, the dimensions decided on every example's outputs: predictions and calibration."""
     ref = models[0].name
+    return {m.name: {"predictions": decide_predictions(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha),
+                     "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha)}
+            for m in models[1:]}
+
+
+def _verdicts(protocol: Protocol, decided: dict, results: dict[str, ExplainerResult], margins,
+              s: CompareSettings) -> dict[str, dict]:
+    """Per candidate, the verdict of every dimension (see :mod:`trusteq.metrics.verdict`): those decided on the
+    outputs, then each explainer's, as the protocol decides it."""
     out = {}
-    for m in models[1:]:
-        dims = {"predictions": decide_predictions(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha),
-                "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha)}
-        for explainer, result in results.items():
-            dims[f"explanations.{explainer}"] = protocol.decide(result, m.name, margins, s.alpha, s)
-        out[m.name] = verdict(dims)
+    for name, dims in decided.items():
+        explained = {f"explanations.{e}": protocol.decide(r, name, margins, s.alpha, s) for e, r in results.items()}
+        out[name] = verdict({**dims, **explained})
     return out

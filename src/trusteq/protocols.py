@@ -30,16 +30,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from .errors import SettingsError
 from .results import Alignment, ExplainerResult, ExplanationRun
 
-__all__ = ["Protocol", "PairProtocol", "PaperProtocol", "PROTOCOLS", "get_protocol", "SeedPlan", "Explained",
-           "VERDICT_MEASURE", "PAPER_REASON"]
+__all__ = ["Protocol", "PairProtocol", "PaperProtocol", "PROTOCOLS", "get_protocol", "SeedPlan", "ExplainJob",
+           "Explained", "EXPLAIN_CLASSES", "VERDICT_MEASURE", "PAPER_REASON"]
 
+#: Classes an explanation may explain (the ``explain_class`` option): the gold label, or the reference's prediction.
+EXPLAIN_CLASSES = ("gold", "reference")
 #: The alignment measure the pair protocol's verdict reads (see docs/verdict.md).
 VERDICT_MEASURE = "cosine"
 #: Why the explanation dimensions are not decided under the paper protocol (see docs/verdict.md, "Why these choices").
@@ -77,6 +79,39 @@ class SeedPlan:
         get = lambda k: tuple(tuple(s) for s in record[k])  # noqa: E731
         return SeedPlan(get("reference"), get("candidates"), get("alignment"), get("noise_floor"),
                         get("candidate_floor") if "candidate_floor" in record else None)
+
+
+@dataclass
+class ExplainJob:
+    """What the explanation stage hands a protocol.
+
+    Attributes
+    ----------
+    models : list of TaskModel
+        Reference first, then candidates (the runtimes that explain: ONNX twins where they match).
+    examples : list of Example
+        The examples :meth:`Protocol.select` chose, in order.
+    targets : ndarray of int, shape (len(examples),)
+        The class explained per example.
+    settings : CompareSettings
+    task : str
+    executor : trusteq.executors.Executor
+        Where explanations the cache lacks are computed.
+    margins : dict name -> float
+        The verdict's margins (checked).
+    decided : dict candidate -> dict dimension -> dimension dict
+        The dimensions already decided before any explanation (``predictions``, ``calibration``): a protocol may
+        stop explaining a candidate whose overall verdict can no longer change.
+    """
+
+    models: list
+    examples: list
+    targets: np.ndarray
+    settings: "CompareSettings"
+    task: str
+    executor: object
+    margins: dict
+    decided: dict
 
 
 @dataclass
@@ -153,12 +188,19 @@ class Protocol:
 
     # -- explaining ----------------------------------------------------------
 
-    def explain(self, models: Sequence, examples, targets, settings: CompareSettings, task: str, executor,
-                progress: bool) -> dict[str, ExplainerResult]:
-        """Every explainer's runs (by the seed plan) and alignments of ``models`` (reference first) on
-        ``examples``; explanations computed on ``executor`` where the cache lacks them."""
-        return {e: self._explain_one(e, models, examples, targets, settings, task, executor, progress)
-                for e in settings.explainers}
+    def select(self, dataset, ref_probs: np.ndarray, settings: CompareSettings) -> tuple[list, np.ndarray]:
+        """The examples to explain and the class explained for each: a seeded sample of ``explain_limit``
+        examples in dataset order; the gold class, or the reference's prediction (``explain_class``)."""
+        rng = np.random.default_rng(settings.seed)
+        chosen = np.sort(rng.choice(len(dataset), size=min(settings.explain_limit, len(dataset)), replace=False))
+        gold = settings.explain_class == EXPLAIN_CLASSES[0]
+        targets = dataset.y[chosen] if gold else ref_probs[chosen].argmax(axis=1)
+        return [dataset.examples[i] for i in chosen], targets
+
+    def explain(self, job: ExplainJob) -> dict[str, ExplainerResult]:
+        """Every explainer's runs (by the seed plan) and alignments of the job's models on its examples;
+        explanations computed on the job's executor where the cache lacks them."""
+        return {e: self._explain_one(e, job) for e in job.settings.explainers}
 
     def runner(self, explainer: str, settings: CompareSettings, task: str, executor) -> Callable:
         """``run(models, examples, targets, *, seed, progress, label) -> {model name: explanations}``."""
@@ -168,17 +210,17 @@ class Protocol:
         """Per-example values (n,) of every alignment measure of two runs' explanations."""
         raise NotImplementedError
 
-    def _explain_one(self, explainer, models, examples, targets, settings, task, executor,
-                     progress) -> ExplainerResult:
-        ref, cands = models[0], list(models[1:])
-        plan, run = self.seeds(settings), self.runner(explainer, settings, task, executor)
+    def _explain_one(self, explainer: str, job: ExplainJob) -> ExplainerResult:
+        settings, examples, targets, task = job.settings, job.examples, job.targets, job.task
+        ref, cands = job.models[0], list(job.models[1:])
+        plan, run = self.seeds(settings), self.runner(explainer, settings, task, job.executor)
         runs, pairs = [], {}
         for r in range(settings.explain_repeats):
             of = f", repeat {r + 1}/{settings.explain_repeats}" if settings.explain_repeats > 1 else ""
             by_seed: dict[tuple[str, int], ExplanationRun] = {}
             for seed in sorted({*plan.reference[r], *plan.candidates[r]}):
                 group = ([ref] if seed in plan.reference[r] else []) + (cands if seed in plan.candidates[r] else [])
-                out = run(group, examples, targets, seed=seed, progress=progress, label=f"seed {seed}{of}")
+                out = run(group, examples, targets, seed=seed, progress=settings.progress, label=f"seed {seed}{of}")
                 for m in group:
                     by_seed[m.name, seed] = ExplanationRun(m.name, "reference" if m is ref else "candidate", seed,
                                                            out[m.name])

@@ -27,10 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import SettingsError
 
 __all__ = ["Option", "option", "CompareSettings", "add_arguments", "from_arguments", "check_fields",
-           "EXPLAIN_CLASSES"]
+           "settings_from_mapping"]
 
-#: Classes an explanation may explain: the gold label, or the reference model's prediction.
-EXPLAIN_CLASSES = ("gold", "reference")
 
 
 @dataclass(frozen=True)
@@ -103,6 +101,12 @@ def _explainer_names() -> tuple[str, ...]:
     from .explain._registry import EXPLAINERS
 
     return EXPLAINERS
+
+
+def _explain_classes() -> tuple[str, ...]:
+    from .protocols import EXPLAIN_CLASSES
+
+    return EXPLAIN_CLASSES
 
 
 def _protocols() -> tuple[str, ...]:
@@ -197,7 +201,7 @@ class CompareSettings:
                                   "seeds; the paper uses 3)", flag="--explain-repeats", group="explanations",
                                   minimum=1, parse=int, metavar="R")
     explain_class: str = option("gold", "class explained: the gold label (as in the paper) or the reference's "
-                                "prediction", flag="--explain-class", group="explanations", choices=EXPLAIN_CLASSES)
+                                "prediction", flag="--explain-class", group="explanations", choices=_explain_classes)
     top_k: tuple[int, ...] = option((10,), "top-k sizes for alignment", flag="--top-k", group="explanations",
                                     minimum=1, parse=_int_list, metavar="K[,K...]")
     # verdict
