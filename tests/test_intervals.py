@@ -149,3 +149,16 @@ def test_calibration_difference_identical_copy_and_temperature():
     assert hot["interval"][0] > 0.0025 and hot["interval"][0] <= hot["value"] <= hot["interval"][1]
     with pytest.raises(ValueError, match="sum to 1"):
         paired_calibration_difference(y, p, p * 2)
+
+
+def test_paired_accuracy_difference_at_a_million_examples():
+    """Real test sets are that large: the Newcombe denominator (a product of four counts) once overflowed into
+    a Python int that np.sqrt refused (TypeError from n ~ 200,000)."""
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    ref = rng.random(n) < 0.8
+    cand = np.where(rng.random(n) < 0.02, ~ref, ref)  # 2% flipped, about evenly both ways
+    out = paired_accuracy_difference(ref, cand)
+    lo, hi = out["interval"]
+    assert out["n"] == n and lo < out["value"] < hi and hi - lo < 0.001
+    assert abs(out["value"] - (cand.mean() - ref.mean())) < 1e-12

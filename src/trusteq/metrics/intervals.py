@@ -158,7 +158,8 @@ def _newcombe(a: int, b: int, c: int, d: int, level: float) -> tuple[float, floa
     p1, p2 = (a + b) / n, (a + c) / n
     l1, u1 = proportion_interval(a + b, n, level=level)
     l2, u2 = proportion_interval(a + c, n, level=level)
-    denom = (a + b) * (c + d) * (a + c) * (b + d)
+    # in floats: the product of four counts passes 2**63 from n ~ 200,000, and np.sqrt refuses a Python int that large
+    denom = float(a + b) * float(c + d) * float(a + c) * float(b + d)
     cross = a * d - b * c  # Newcombe's phi: a positive AD - BC is reduced by n/2 (continuity), a negative kept
     cross = max(cross - n / 2, 0.0) if cross > 0 else cross
     phi = cross / np.sqrt(denom) if denom > 0 else 0.0
