@@ -170,17 +170,8 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
         An unknown option in ``overrides``.
     """
     started = time.time()
-    s = (settings or CompareSettings()).replace(**overrides) if overrides else (settings or CompareSettings())
-    if not candidates:
-        raise SettingsError("at least one candidate model is needed")
-    if s.names is not None and len(s.names) != 1 + len(candidates):
-        raise SettingsError(f"{len(s.names)} names for {1 + len(candidates)} models (names: reference first, then "
-                            f"candidates)")
-    protocol = get_protocol(s.protocol)
-    protocol.check(s, task)
-    margins = check_margins(s.margins, s.alpha)
-    placement = resolve_device(s.device)
-    check_executor(s.executor, s.ray_address, s.threads)
+    s = (settings or CompareSettings()).replace(**overrides)
+    protocol, margins, placement = _check(s, candidates, task)
     timings: dict[str, float] = {}
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
@@ -221,7 +212,21 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
 
 
 # ---------------------------------------------------------------------------
-# stage 1: models
+# stage 1: settings and models
+
+
+def _check(s: CompareSettings, candidates: Sequence, task: str):
+    """Refuse, before any work, what the settings alone cannot say is wrong; the protocol, the margins (defaults
+    filled in) and the device."""
+    if not candidates:
+        raise SettingsError("at least one candidate model is needed")
+    if s.names is not None and len(s.names) != 1 + len(candidates):
+        raise SettingsError(f"{len(s.names)} names for {1 + len(candidates)} models (names: reference first, then "
+                            f"candidates)")
+    protocol = get_protocol(s.protocol)
+    protocol.check(s, task)
+    check_executor(s.executor, s.ray_address, s.threads)
+    return protocol, check_margins(s.margins, s.alpha), resolve_device(s.device)
 
 
 def _load_models(specs, dataset: Dataset, s: CompareSettings, device) -> list[TaskModel]:
