@@ -35,7 +35,7 @@ from .metrics.intervals import CALIBRATION_ESTIMATOR, calibration_error, paired_
 from .metrics.stats import Bootstrap
 from .metrics.verdict import check_margins, decide_calibration, decide_predictions, verdict
 from .models import TaskModel, load_model
-from .predict import Predictions, fix_batching, onnx_twin, predict
+from .predict import Predictions, fix_batching, predict
 from .protocols import ExplainJob, Explained, Protocol, get_protocol
 from .results import CompareResult, ExplainerResult, build_summary
 from .settings import CompareSettings
@@ -327,11 +327,9 @@ def _explain(protocol: Protocol, models: list[TaskModel], dataset: Dataset, ref_
     if not s.explainers:
         return Explained([], {}, {})
     examples, targets = protocol.select(dataset, ref_probs, s)
-    # Explanations run on ONNX Runtime where it reproduces PyTorch's probabilities (1e-5).
-    twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
-    runtime = {m.name: record for m, (_, record) in zip(models, twins)}
-    job = ExplainJob([twin for twin, _ in twins], examples, targets, s, dataset.task, executor, margins, decided)
-    return Explained([e.id for e in examples], runtime, protocol.explain(job))
+    runtimes, records = protocol.runtimes(models, examples)
+    job = ExplainJob(runtimes, examples, targets, s, dataset.task, executor, margins, decided)
+    return Explained([e.id for e in examples], records, protocol.explain(job))
 
 
 def _alignment_summaries(results: dict[str, ExplainerResult], s: CompareSettings) -> tuple[dict, dict]:

@@ -197,6 +197,15 @@ class Protocol:
         targets = dataset.y[chosen] if gold else ref_probs[chosen].argmax(axis=1)
         return [dataset.examples[i] for i in chosen], targets
 
+    def runtimes(self, models: list, examples: list) -> tuple[list, dict]:
+        """The models that explain (ONNX Runtime twins where they reproduce PyTorch's probabilities within 1e-5
+        on the examples, :func:`trusteq.predict.onnx_twin`) and each one's record for report.json
+        (``settings.explain_runtime``)."""
+        from .predict import onnx_twin
+
+        twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
+        return [twin for twin, _ in twins], {m.name: record for m, (_, record) in zip(models, twins)}
+
     def explain(self, job: ExplainJob) -> dict[str, ExplainerResult]:
         """Every explainer's runs (by the seed plan) and alignments of the job's models on its examples;
         explanations computed on the job's executor where the cache lacks them."""
