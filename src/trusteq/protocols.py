@@ -234,14 +234,7 @@ class Protocol:
                     by_seed[m.name, seed] = ExplanationRun(m.name, "reference" if m is ref else "candidate", seed,
                                                            out[m.name])
                     runs.append(by_seed[m.name, seed])
-            (a, b), compared = plan.noise_floor[r], []
-            compared.append(("noise_floor", ref.name, by_seed[ref.name, a], by_seed[ref.name, b]))
-            x, y = plan.alignment[r]
-            compared += [("candidate", m.name, by_seed[ref.name, x], by_seed[m.name, y]) for m in cands]
-            if plan.candidate_floor is not None:
-                x, y = plan.candidate_floor[r]
-                compared += [("candidate_floor", m.name, by_seed[m.name, x], by_seed[m.name, y]) for m in cands]
-            for kind, name, first, second in compared:
+            for kind, name, first, second in _compared(plan, r, ref.name, [m.name for m in cands], by_seed):
                 pairs.setdefault((kind, name), []).append((first, second))
         alignments = [Alignment(kind, name, [(x.seed, y.seed) for x, y in p],
                                 [self.align(x.explanations, y.explanations, settings, task) for x, y in p])
@@ -389,6 +382,18 @@ class PaperProtocol(Protocol):
         budget = settings.budget(explainer)
         per_run = float(np.mean([paper_cost(explainer, e, budget) for e in examples])) if len(examples) else 0.0
         return {"reference": 2 * settings.explain_repeats * per_run, "candidate": settings.explain_repeats * per_run}
+
+
+def _compared(plan: SeedPlan, r: int, ref: str, cands: list[str], runs: dict) -> list[tuple]:
+    """Repeat r's compared pairs of runs, ``(kind, model, first run, second run)``: the reference's noise floor,
+    each candidate's alignment with the reference, and each candidate's own floor where the plan has them."""
+    (a, b), (x, y) = plan.noise_floor[r], plan.alignment[r]
+    out = [("noise_floor", ref, runs[ref, a], runs[ref, b])]
+    out += [("candidate", m, runs[ref, x], runs[m, y]) for m in cands]
+    if plan.candidate_floor is not None:
+        c, d = plan.candidate_floor[r]
+        out += [("candidate_floor", m, runs[m, c], runs[m, d]) for m in cands]
+    return out
 
 
 #: Registered protocols by name (the values of the ``protocol`` option).
