@@ -217,3 +217,16 @@ def test_an_internal_bug_is_not_bad_input(monkeypatch):
     argv = [a.replace("DATA", "d.tsv").replace("OUT", "out-never-written") for a in REQUIRED]
     with pytest.raises(ValueError, match="an internal bug"):
         main(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["compress", "--method", "prune:0.5", "--model", "{empty}"],
+    ["finetune", "--base", "{empty}", "--data", "{data}", "--task", "pi"],
+])
+def test_workshop_refuses_a_folder_that_is_no_model_in_one_line(argv, tmp_path, shared_data, capsys):
+    """A model the workshop cannot load is the user's error (exit 2, one line naming it), not a traceback."""
+    (tmp_path / "empty").mkdir()
+    fill = {"{empty}": str(tmp_path / "empty"), "{data}": str(shared_data / "mrpc_glue/train.tsv")}
+    assert main([fill.get(a, a) for a in argv] + ["--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "empty") in err[0] and "cannot load" in err[0], err

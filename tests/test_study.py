@@ -197,6 +197,39 @@ def test_unknown_keys_are_named_before_missing_ones(tmp_path, text, message):
     assert str(err.value).startswith(str(f) + message) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("seed: -1\nexperiments: {x: {" + _EXP + ", models: {m: {path: a}}}}", ": seed must be >= 0, got -1"),
+    ("threads: 0\nexperiments: {x: {" + _EXP + ", models: {m: {path: a}}}}", ": threads must be >= 1, got 0"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {explain_limit: 2.5}}}",
+     ": experiments.x.compare: explain_limit must be a whole number, got 2.5"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {top_k: 10}}}",
+     ": experiments.x.compare: top_k must be a list, got 10"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, comparisons: {p: {protocol: paper, explainers: "
+     "[shap-permutation]}}}}", ": experiments.x.comparisons.p: explainer(s) ['shap-permutation'] not available"),
+    ("experiments: {x: {task: text-classification, train: a, test: a, reference: m, candidates: [], models: "
+     "{m: {path: a}}, compare: {protocol: paper}}}", ": experiments.x.compare: protocol 'paper' (--protocol paper) "
+     "is defined for the tasks"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {finetune: {base: b, seed: -2}}}}}",
+     ": experiments.x.models.m.finetune: seed must be >= 0, got -2"),
+    ("experiments: {x: {" + _EXP + ", models: {m: {distill: {teacher: t, student: s, temperature: hot}}}}}",
+     ": experiments.x.models.m.distill.temperature: expected a number, got 'hot'"),
+], ids=["seed", "threads", "whole-number", "list", "paper-explainer", "paper-task", "train-seed", "temperature"])
+def test_bad_values_are_refused_when_the_file_is_read(tmp_path, text, message):
+    """Values are checked as the API checks them, protocol included, before anything is built."""
+    f = tmp_path / "bad.yaml"
+    f.write_text(text + "\n")
+    with pytest.raises(TrustEqError) as err:
+        load_study(f)
+    assert str(err.value).startswith(str(f) + message) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_bad_executor_on_the_command_line_is_refused_before_any_build(study, capsys):
+    assert main(["study", str(study), "--no-progress", "--executor", "dask"]) == 2
+    assert "executor 'dask'" in capsys.readouterr().err and not (study.parent / "built").exists()
+    assert main(["study", str(study), "--no-progress", "--threads", "0"]) == 2
+    assert not (study.parent / "built").exists()
+
+
 def test_compare_keys_are_the_settings_a_study_may_set(tmp_path):
     from dataclasses import fields
 

@@ -21,7 +21,8 @@ from .settings import CompareSettings
 __version__ = "0.1.0"
 
 __all__ = [
-    "compare", "CompareSettings", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap", "load_model",
+    "compare", "CompareSettings", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap",
+    "load_model",
     "HFClassifier", "ONNXClassifier", "CallableClassifier", "TrustEqError", "DataError", "LabelError", "ModelError",
     "SettingsError",
 ]

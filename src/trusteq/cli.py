@@ -307,7 +307,8 @@ def main(argv=None) -> int:
                         allow_inconclusive=args.allow_inconclusive)
         return _run_workshop(args)
     except TrustEqError as exc:  # anything else is a bug: its traceback, exit code 1
-        print(f"trusteq: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, always
+        print(f"trusteq: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -498,8 +498,8 @@ def export_onnx(model_dir, out) -> Path:
     hf_logging.set_verbosity_error()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = from_pretrained(AutoModelForSequenceClassification, model_dir).eval()
+    tok = from_pretrained(AutoTokenizer, model_dir)
     enc = tok(["a man is sleeping"], ["a person rests"], return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
 
@@ -731,10 +731,19 @@ def _default_name(source: str) -> str:
     return Path(source.rstrip("/")).name or source
 
 
-def _load_message(source: str, offline: bool, exc: Exception) -> str:
+def from_pretrained(loader, source, **kwargs):
+    """``loader.from_pretrained(source, **kwargs)`` (a transformers Auto class), a source that cannot be loaded
+    refused as a :class:`~trusteq.errors.ModelError` naming it (the workshop's commands: one line, exit 2)."""
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(_load_message(str(source), False, exc, how="a local folder")) from None
+
+
+def _load_message(source: str, offline: bool, exc: Exception, how: str = "--reference/--candidate DIR") -> str:
     if Path(source).exists():
         return f"model '{source}': cannot load as a transformers sequence classifier ({type(exc).__name__}: {exc})"
     mode = "offline mode is on, and it" if offline else "it"
     return (f"model '{source}': not a local folder, and {mode} could not be loaded from the Hugging Face hub "
             f"({type(exc).__name__}). Download it where a network is available "
-            f"(`huggingface-cli download {source} --local-dir DIR`) and pass --reference/--candidate DIR")
+            f"(`huggingface-cli download {source} --local-dir DIR`) and pass {how}")

@@ -278,10 +278,12 @@ def _seeds_sentence(s) -> str:
     plan = SeedPlan.from_record(s["settings"]["explain_seeds"])
     if len(plan.reference) > 1:
         both = lambda runs: " / ".join(" and ".join(map(str, r)) for r in runs)  # noqa: E731
+        floors = "" if plan.candidate_floor else f" No candidate floors ({_protocol(s).no_candidate_floors})."
+        exact = " Deterministic explainers (SHAP Partition) run once." if _protocol(s).decides else ""
         return (f"Seeded explainers are repeated {len(plan.reference)} times with disjoint seeds: the reference is "
                 f"explained with seeds {both(plan.reference)}, the candidates with {both(plan.candidates)} (per "
-                f"repeat); values are means over repeats, ± the standard deviation of the repeat means. "
-                f"Deterministic explainers (SHAP Partition) run once.")
+                f"repeat); values are means over repeats, ± the standard deviation of the repeat means.{floors}"
+                f"{exact}")
     (r0, r1), cands, (a0, a1), (f0, f1) = plan.reference[0], plan.candidates[0], plan.alignment[0], plan.noise_floor[0]
     seeds = f"seeds {cands[0]} and {cands[1]}" if len(cands) == 2 else f"seed {cands[0]}"
     text = (f"The reference is explained with seeds {r0} and {r1}, the candidates with {seeds}: a candidate's "

@@ -186,7 +186,8 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
                  "dropped": dataset.dropped,
                  "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},
         "settings": {
-            "n_bins": s.n_bins, "binning": list(_strategies()), "top_k": list(s.top_k), "explainers": list(s.explainers),
+            "n_bins": s.n_bins, "binning": list(_strategies()), "top_k": list(s.top_k),
+            "explainers": list(s.explainers),
             "lime_samples": s.lime_samples, "shap_evals": s.shap_evals, "explained_examples": len(explained.ids),
             "explain_class": s.explain_class, "explain_repeats": s.explain_repeats, "protocol": record["protocol"],
             "explain_seeds": record["explain_seeds"], "explain_runtime": explained.runtime,

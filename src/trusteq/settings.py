@@ -215,8 +215,8 @@ class CompareSettings:
                          group="statistics and output", minimum=1, parse=int)
     n_boot: int = option(1000, "bootstrap resamples per interval", flag="--bootstrap", group="statistics and output",
                          minimum=1, parse=int, metavar="B")
-    seed: int = option(0, "fixes every random choice", flag="--seed", group="statistics and output", parse=int,
-                       study=False)
+    seed: int = option(0, "fixes every random choice", flag="--seed", group="statistics and output", minimum=0,
+                       parse=int, study=False)
     progress: bool = option(True, "progress bars on stderr", flag="--progress",
                             group="statistics and output", cli="switch", study=False)
     # models
@@ -246,14 +246,17 @@ class CompareSettings:
                                  parse=int, metavar="N")
 
     def __post_init__(self):
-        for name in ("explainers", "top_k"):
+        for name in ("explainers", "top_k", "label_names", "names"):
             value = getattr(self, name)
-            object.__setattr__(self, name, tuple(_names(value) if isinstance(value, str) else value))
-        for name in ("label_names", "names"):
-            value = getattr(self, name)
+            if isinstance(value, str) and name in ("explainers", "top_k"):
+                value = _names(value)
             if value is not None and not isinstance(value, str):
+                if not isinstance(value, (list, tuple)):
+                    raise SettingsError(f"{name} must be a list, got {value!r}")
                 object.__setattr__(self, name, tuple(value))
         if self.margins is not None:
+            if not isinstance(self.margins, Mapping):
+                raise SettingsError(f"margins must map margin names to numbers, got {self.margins!r}")
             object.__setattr__(self, "margins", dict(self.margins))
         check_fields(self)
         self._check_verdict()
@@ -291,7 +294,7 @@ class CompareSettings:
     def from_mapping(cls, mapping: Mapping[str, Any], base: "CompareSettings | None" = None,
                      where: str = "compare") -> "CompareSettings":
         """Settings from a study's ``compare:`` mapping over ``base`` (default: the defaults); a null value
-        keeps the default.
+        keeps the value of ``base``.
 
         Raises
         ------
@@ -304,7 +307,7 @@ class CompareSettings:
 def settings_from_mapping(cls, mapping: Mapping[str, Any], *, base=None, where: str = "settings",
                           allowed: Sequence[str] | None = None):
     """Settings of class ``cls`` from a study file's mapping over ``base`` (default: ``cls()``): a string value
-    is parsed as on the command line, a null keeps the default.
+    is parsed as on the command line, a null keeps the value of ``base``.
 
     Raises
     ------
@@ -363,6 +366,8 @@ def check_fields(settings) -> None:
             raise SettingsError(f"{f.name} must be true or false, got {value!r}")
         if f.type in ("str", "str | None") and not isinstance(value, str):
             raise SettingsError(f"{f.name} must be a string, got {value!r}")
+        if f.type in ("int", "int | None") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SettingsError(f"{f.name} must be a whole number, got {value!r}")
         values = list(value) if isinstance(value, (tuple, list)) else [value]
         allowed = opt.allowed()
         if allowed is not None:

@@ -78,7 +78,7 @@ def load_study(path) -> dict:
     if not isinstance(spec, dict):
         raise TrustEqError(f"{path}: a study file must be a mapping with an 'experiments' mapping")
     _check_keys(spec, _TOP, (), str(path))
-    _compare_settings({k: spec[k] for k in _EXECUTION if k in spec}, str(path))
+    _top_settings(spec, str(path))
     if not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:
         raise TrustEqError(f"{path}: a study needs a non-empty 'experiments' mapping")
     for name, exp in spec["experiments"].items():
@@ -115,14 +115,14 @@ def _check_experiment(exp, where: str) -> None:
     _check_keys(exp, _EXPERIMENT, _REQUIRED, where)
     if exp["task"] not in TASKS:
         raise TrustEqError(f"{where}.task: unknown task {exp['task']!r}; expected one of {', '.join(TASKS)}")
-    _compare_settings(exp.get("compare", {}), f"{where}.compare")
+    _check_comparison(exp.get("compare", {}), exp["task"], f"{where}.compare")
     extra = exp.get("comparisons", {})
     if not isinstance(extra, dict) or not all(isinstance(k, str) and k.replace("-", "").replace("_", "").isalnum()
                                               for k in extra):
         raise TrustEqError(f"{where}.comparisons: expected a mapping of report folder names (letters, digits, - and "
                            f"_) to compare options")
     for key, options in extra.items():
-        _compare_settings(options, f"{where}.comparisons.{key}")
+        _check_comparison(options, exp["task"], f"{where}.comparisons.{key}")
     if not isinstance(exp["models"], dict) or not exp["models"]:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
     for model, step in exp["models"].items():
@@ -147,17 +147,50 @@ def _check_step(step, where: str) -> None:
     train = tuple(f.name for f in fields(TrainSettings))
     _check_keys(args, _STEP_ARGS[kind] + train, _STEP_REQUIRED[kind], f"{where}.{kind}")
     _settings(args, 0, 3, f"{where}.{kind}")  # the training settings' values, checked as the API checks them
+    for key in ("temperature", "alpha"):
+        if key in args and (isinstance(args[key], bool) or not isinstance(args[key], (int, float))):
+            raise TrustEqError(f"{where}.{kind}.{key}: expected a number, got {args[key]!r}")
 
 
-def _compare_settings(options, where: str, base=None):
+def _compare_settings(options, where: str, base=None, allowed=None):
     """The :class:`~trusteq.settings.CompareSettings` of a ``compare:`` mapping over ``base``: its keys are the
-    options a study may set (all but seed, progress and names, which the study sets itself), its values checked
-    as the API checks them. TrustEqError naming ``where`` and the key."""
+    options a study may set (all but seed, progress and names, which the study sets itself; or ``allowed``),
+    its values checked as the API checks them. TrustEqError naming ``where`` and the key."""
+    from .settings import CompareSettings, settings_from_mapping
+
+    allowed = CompareSettings.study_keys() if allowed is None else allowed
+    if not isinstance(options, dict):
+        raise TrustEqError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
+    return settings_from_mapping(CompareSettings, options, base=base, where=where, allowed=allowed)
+
+
+def _check_comparison(options, task: str, where: str) -> None:
+    """A comparison's options, checked as :func:`trusteq.compare` checks them before any work (its protocol's
+    explainers and tasks included)."""
+    from .protocols import get_protocol
+
+    settings = _compare_settings(options, where)
+    try:
+        get_protocol(settings.protocol).check(settings, task)
+    except TrustEqError as exc:
+        raise TrustEqError(f"{where}: {exc}") from None
+
+
+def _top_settings(spec: dict, where: str, execution: dict | None = None):
+    """The settings every comparison of the study starts from: its ``seed`` and top-level execution keys, then
+    the command line's ``execution`` overrides; checked (the executor included) before anything is built."""
+    from .executors import check_executor
     from .settings import CompareSettings
 
-    if not isinstance(options, dict):
-        raise TrustEqError(f"{where}: expected a mapping with keys {', '.join(CompareSettings.study_keys())}")
-    return CompareSettings.from_mapping(options, base, where=where)
+    base = _compare_settings({"seed": spec["seed"]} if spec.get("seed") is not None else {}, where,
+                             allowed=("seed",))
+    top = _compare_settings({k: spec[k] for k in _EXECUTION if k in spec}, where, base)
+    try:
+        settings = top.replace(**(execution or {}))
+    except TrustEqError as exc:
+        raise TrustEqError(f"{where}: {exc}") from None
+    check_executor(settings.executor, settings.ray_address, settings.threads)
+    return settings
 
 
 def run_study(path, progress: bool = True, experiments=None, **execution) -> list[Path]:
@@ -185,7 +218,6 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
     """
     from .comparison import compare
     from .report import write_report
-    from .settings import CompareSettings
 
     path, spec, base, out_root, work = _open(path, experiments)
     for folder in (out_root, work):
@@ -193,8 +225,7 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
     unknown = sorted(set(execution) - set(_EXECUTION))
     if unknown:
         raise TypeError(f"run_study() got unexpected keyword arguments {unknown}")
-    top = {k: spec[k] for k in _EXECUTION if k in spec}
-    seed = int(spec.get("seed", 0))
+    top = _top_settings(spec, str(path), execution)  # before any work: a bad executor costs seconds
     started = time.time()
     plan = _plan(spec, path)
     estimate = Estimate(spec, base, work, plan)
@@ -210,12 +241,10 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
         exp, built = spec["experiments"][name], folders[name]
         if model is not None:
             stage(done, f"{name}: model {model}" + (" (built: reused)" if estimate.built(name, model) else ""))
-            built[model] = _build(model, exp, built, work / name, base, seed, progress,
-                                  {**top, **execution}.get("device", "auto"))
+            built[model] = _build(model, exp, built, work / name, base, top.seed, progress, top.device)
             continue
         stage(done, _stage_title(name, exp, comparison))
-        study_defaults = CompareSettings(seed=seed, names=(exp["reference"], *exp["candidates"]), progress=progress,
-                                         **top)
+        study_defaults = top.replace(names=(exp["reference"], *exp["candidates"]), progress=progress)
         settings = _compare_settings(_compare_kwargs(exp, comparison), name, study_defaults).replace(**execution)
         result = compare(built[exp["reference"]], [built[c] for c in exp["candidates"]],
                          _path(base, exp["test"]), exp["task"], settings)
@@ -329,7 +358,7 @@ def _settings(args: dict, seed: int, epochs: int, where: str = "training setting
     from .workshop.finetune import TrainSettings
 
     known = {f.name for f in fields(TrainSettings)}
-    values = {"seed": seed, "epochs": epochs, **{k: v for k, v in args.items() if k in known}}
+    values = {"seed": seed, "epochs": epochs, **{k: v for k, v in args.items() if k in known and v is not None}}
     return settings_from_mapping(TrainSettings, values, where=where)
 
 

@@ -31,7 +31,8 @@ def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example],
     seed : int, default=0
         Seeds each example's perturbations (through :func:`example_seed`).
     budget : int, default=1000
-        The explainer's budget (the option its registry entry names, :attr:`ExplainerSpec.budget_option`): LIME's perturbed samples per example (the
+        The explainer's budget (the option its registry entry names,
+        :attr:`ExplainerSpec.budget_option`): LIME's perturbed samples per example (the
         original included); SHAP's evaluations per example (a cap: exact Owen
         values where they cost at most this, else an estimate with this many).
 

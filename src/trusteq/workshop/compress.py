@@ -32,7 +32,7 @@ import numpy as np
 from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
 from ..devices import resolve_device
 from ..errors import SettingsError
-from ..models import export_onnx
+from ..models import export_onnx, from_pretrained
 
 __all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers"]
 
@@ -126,7 +126,7 @@ def prune(model_dir, out, sparsity: float) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     _quiet()
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    model = from_pretrained(AutoModelForSequenceClassification, model_dir)
     linears = [m for m in model.base_model.encoder.modules() if isinstance(m, torch.nn.Linear)]
     for m in linears:
         torch_prune.l1_unstructured(m, name="weight", amount=sparsity)
@@ -134,7 +134,7 @@ def prune(model_dir, out, sparsity: float) -> dict:
     zeros = sum(int((m.weight == 0).sum()) for m in linears)
     total = sum(m.weight.numel() for m in linears)
     model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    from_pretrained(AutoTokenizer, model_dir).save_pretrained(out)
     return {"sparsity": sparsity, "pruned_layers": len(linears), "encoder_linear_sparsity": zeros / total}
 
 
@@ -147,8 +147,8 @@ def drop_layers(model_dir, out, keep: int, data, task: str, settings: TrainSetti
     from ..data import as_dataset
 
     _quiet()
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = from_pretrained(AutoModelForSequenceClassification, model_dir)
+    tok = from_pretrained(AutoTokenizer, model_dir)
     layers = model.base_model.encoder.layer
     n = len(layers)
     if keep >= n:

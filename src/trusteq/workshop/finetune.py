@@ -28,7 +28,7 @@ from ..data import ColumnMap, Dataset, as_dataset
 from ..devices import resolve_device
 from ..errors import SettingsError
 from ..settings import check_fields, option
-from ..models import encode_texts
+from ..models import encode_texts, from_pretrained
 from .encoders import resolve
 
 __all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance"]
@@ -71,7 +71,7 @@ class TrainSettings:
     max_length: int = option(128, "tokens per pair", flag="--max-length", group="training", minimum=1, parse=int)
     freeze_layers: int = option(0, "lower encoder layers (and embeddings) kept frozen", flag="--freeze-layers",
                                 group="training", minimum=0, parse=int)
-    seed: int = option(0, "fixes every random choice", flag="--seed", group="training", parse=int)
+    seed: int = option(0, "fixes every random choice", flag="--seed", group="training", minimum=0, parse=int)
     weight_decay: float = option(0.01, "AdamW weight decay", flag="--weight-decay", group="training", minimum=0,
                                  parse=float)
     checkpoint_every: int = option(200, "steps between checkpoints", flag="--checkpoint-every", group="training",
@@ -190,9 +190,9 @@ def _new_classifier(source: str, labels: list[str], seed: int):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+    tok = from_pretrained(AutoTokenizer, source)
+    model = from_pretrained(
+        AutoModelForSequenceClassification, source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=True)
     return tok, model
 
