@@ -9,7 +9,7 @@ import pytest
 from trusteq.cli import build_parser, compare_settings, main
 from trusteq.data import ColumnMap
 from trusteq.errors import TrustEqError
-from trusteq.settings import CompareSettings, settings_from_mapping
+from trusteq.settings import CompareSettings, option_of, settings_from_mapping
 from trusteq.workshop.finetune import TrainSettings
 
 REQUIRED = ["compare", "--reference", "ref", "--candidate", "cand", "--data", "DATA", "--task", "nli", "--out", "OUT"]
@@ -187,7 +187,7 @@ def test_training_defaults_are_the_api_defaults():
 def test_training_option_flag_and_study_key(name):
     from trusteq.cli import _settings
 
-    opt = next(f for f in fields(TrainSettings) if f.name == name).metadata["option"]
+    opt = option_of(TrainSettings, name)
     expected = type(getattr(TrainSettings(), name))(TRAIN_VALID[name])
     assert getattr(_settings(_train_args("finetune", [opt.flag, TRAIN_VALID[name]])), name) == expected
     assert getattr(settings_from_mapping(TrainSettings, {name: TRAIN_VALID[name]}), name) == expected
@@ -195,7 +195,7 @@ def test_training_option_flag_and_study_key(name):
 
 @pytest.mark.parametrize("name", TRAIN)
 def test_training_option_refuses_a_bad_value(name, tmp_path, capsys):
-    opt = next(f for f in fields(TrainSettings) if f.name == name).metadata["option"]
+    opt = option_of(TrainSettings, name)
     argv = ["finetune", "--base", "b", "--data", str(tmp_path / "never-read.tsv"), "--task", "nli",
             "--out", str(tmp_path / "out"), opt.flag, TRAIN_INVALID[name]]
     assert _exit_code(argv) == 2

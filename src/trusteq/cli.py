@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .errors import TrustEqError
-from .settings import CompareSettings, add_arguments, from_arguments
+from .settings import CompareSettings, add_arguments, from_arguments, option_of
 
 __all__ = ["main", "build_parser", "compare_settings"]
 
@@ -64,17 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _custom_flag(g, name: str, **kwargs) -> None:
     """A CompareSettings option the CLI builds by hand (its flag, help and metavar from the settings field)."""
-    from dataclasses import fields
-
-    opt = next(f for f in fields(CompareSettings) if f.name == name).metadata["option"]
+    opt = option_of(CompareSettings, name)
     g.add_argument(opt.flag, metavar=opt.metavar, help=opt.help, **kwargs)
 
 
 def _device_option(g, default: str | None = "auto") -> None:
     """--device of the training commands (the field ``device`` of CompareSettings gives its help)."""
-    from dataclasses import fields
-
-    opt = next(f for f in fields(CompareSettings) if f.name == "device").metadata["option"]
+    opt = option_of(CompareSettings, "device")
     g.add_argument(opt.flag, default=default, metavar=opt.metavar, help=opt.help)
 
 

@@ -52,7 +52,7 @@ __all__ = [
     "ColumnMap",
     "load_dataset",
     "as_dataset",
-    "normalize_label",
+    "normalize_label", "check_label_names",
     "file_sha256",
 ]
 
@@ -88,6 +88,18 @@ _GLUE_CODES = {"pi": ("not_paraphrase", "paraphrase"), "nli": ("entailment", "no
 _SNLI_CODES = ("entailment", "neutral", "contradiction")
 _AG_NEWS_CODES = ("World", "Sports", "Business", "Sci/Tech")
 _SST2_CODES = ("negative", "positive")
+
+
+def check_label_names(names) -> None:
+    """Refuse label names two of which are one label once normalised (:func:`normalize_label`).
+
+    Raises
+    ------
+    SettingsError
+        "label names [...] repeat a name".
+    """
+    if len({normalize_label(n) for n in names}) != len(names):
+        raise SettingsError(f"label names {list(names)} repeat a name")
 
 
 def normalize_label(name: str) -> str:
@@ -285,8 +297,7 @@ def load_dataset(
         raise SettingsError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     if label_names is not None:
         label_names = tuple(str(n) for n in label_names)
-        if len({normalize_label(n) for n in label_names}) != len(label_names):
-            raise SettingsError(f"label names {list(label_names)} repeat a name")
+        check_label_names(label_names)
     src = str(source)
     if src.startswith("hf:"):
         raw, digest = _read_hf(src[3:], split, columns)

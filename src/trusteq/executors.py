@@ -31,8 +31,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
-
 from .errors import ExecutorError
 from .models import ModelRecipe, TaskModel
 

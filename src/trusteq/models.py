@@ -200,11 +200,8 @@ class _TokenizedClassifier(PairClassifier):
         return _build, (self.recipe(),)
 
     def one_pair_per_call(self) -> None:
-        """Batches of one pair from now on (the length batches of size 1)."""
+        """Batches of one pair from now on (the length batches of size 1, through :meth:`predict_proba`)."""
         self.batch_size = 1
-
-    def predict_calls(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
-        return self.predict_proba(pairs, progress=progress)
 
     def _encode(self, pairs: Pairs):
         return encode_texts(self.tokenizer, pairs, truncation=True, max_length=self.max_length)

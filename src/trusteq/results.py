@@ -22,9 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from .data import Dataset
-
 import numpy as np
+
+from .data import Dataset
+from .metrics.calibration import STRATEGIES
 
 __all__ = ["ExplanationRun", "Alignment", "ExplainerResult", "CompareResult", "build_summary", "relative_paths"]
 
@@ -186,7 +187,7 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
                  "dropped": dataset.dropped,
                  "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},
         "settings": {
-            "n_bins": s.n_bins, "binning": list(_strategies()), "top_k": list(s.top_k),
+            "n_bins": s.n_bins, "binning": list(STRATEGIES), "top_k": list(s.top_k),
             "explainers": list(s.explainers),
             "lime_samples": s.lime_samples, "shap_evals": s.shap_evals, "explained_examples": len(explained.ids),
             "explain_class": s.explain_class, "explain_repeats": s.explain_repeats, "protocol": record["protocol"],
@@ -220,12 +221,6 @@ def relative_paths(value, base: Path, home_work: Path | None = None):
         except ValueError:  # another drive (Windows): no relative path exists
             return value
     return value
-
-
-def _strategies():
-    from .metrics.calibration import STRATEGIES
-
-    return STRATEGIES
 
 
 def _version(dist: str) -> str | None:

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import SettingsError
+from .validation import check_at_least, check_option
 
-__all__ = ["Option", "option", "CompareSettings", "add_arguments", "from_arguments", "check_fields",
+__all__ = ["Option", "option", "option_of", "CompareSettings", "add_arguments", "from_arguments", "check_fields", "check_keys",
            "settings_from_mapping"]
 
 
@@ -74,6 +75,12 @@ class Option:
 
     def allowed(self) -> tuple | None:
         return self.choices() if callable(self.choices) else self.choices
+
+
+def option_of(cls, name: str) -> Option:
+    """The :class:`Option` of field ``name`` of settings class ``cls`` (KeyError if there is none)."""
+    options = {f.name: f.metadata["option"] for f in fields(cls)}
+    return options[name]
 
 
 def option(default, help: str, **kwargs):
@@ -136,12 +143,11 @@ def _check_label_map(value) -> None:
 
 
 def _check_label_names(value) -> None:
-    from .data import normalize_label
+    from .data import check_label_names
 
     if isinstance(value, str) or not all(isinstance(n, str) for n in value):
         raise SettingsError(f"label_names must be a list of names, got {value!r}")
-    if len({normalize_label(n) for n in value}) != len(value):
-        raise SettingsError(f"label names {list(value)} repeat a name")
+    check_label_names(value)
 
 
 def _check_executor(value) -> None:
@@ -262,10 +268,9 @@ class CompareSettings:
         self._check_verdict()
 
     def _check_verdict(self) -> None:
+        """Margins and alpha as the verdict checks them (:func:`trusteq.metrics.verdict.check_margins`)."""
         from .metrics.verdict import check_margins
 
-        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 0.5):
-            raise SettingsError(f"alpha must be in (0, 0.5), got {self.alpha}")
         try:
             check_margins(self.margins, self.alpha)
         except ValueError as exc:
@@ -315,16 +320,33 @@ def settings_from_mapping(cls, mapping: Mapping[str, Any], *, base=None, where: 
         A key outside ``allowed`` (default: every field; the message lists them) or a refused value, prefixed
         with ``where``.
     """
-    allowed = tuple(allowed if allowed is not None else (f.name for f in fields(cls)))
-    unknown = [str(k) for k in mapping if k not in allowed]
-    if unknown:
-        raise SettingsError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
-                            f"{', '.join(repr(k) for k in unknown)}; allowed: {', '.join(allowed)}")
+    check_keys(mapping, tuple(allowed if allowed is not None else (f.name for f in fields(cls))), where)
     values = {f.name: _from_yaml(f, mapping[f.name], where) for f in fields(cls) if mapping.get(f.name) is not None}
     try:
         return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except SettingsError as exc:
         raise SettingsError(f"{where}: {exc}") from None
+
+
+def check_keys(mapping, allowed: Sequence[str], where: str, required: Sequence[str] = ()) -> None:
+    """Refuse a study file's mapping that is not one, names a key outside ``allowed`` (every such key named,
+    with the allowed ones) or lacks a ``required`` key (the first one named), in that order.
+
+    Raises
+    ------
+    SettingsError
+        Prefixed with ``where``, the place in the file.
+    """
+    if not isinstance(mapping, Mapping):
+        raise SettingsError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
+    unknown = [str(k) for k in mapping if k not in allowed]
+    if unknown:
+        keys = ", ".join(f"'{k}'" for k in unknown)
+        raise SettingsError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {keys}; "
+                            f"allowed: {', '.join(allowed)}")
+    for key in required:
+        if key not in mapping:
+            raise SettingsError(f"{where}: missing key '{key}'")
 
 
 def _from_yaml(f: dataclasses.Field, value, where: str):
@@ -368,21 +390,18 @@ def check_fields(settings) -> None:
             raise SettingsError(f"{f.name} must be a string, got {value!r}")
         if f.type in ("int", "int | None") and (isinstance(value, bool) or not isinstance(value, int)):
             raise SettingsError(f"{f.name} must be a whole number, got {value!r}")
+        if f.type == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SettingsError(f"{f.name} must be a number, got {value!r}")
         values = list(value) if isinstance(value, (tuple, list)) else [value]
-        allowed = opt.allowed()
-        if allowed is not None:
-            bad = [v for v in values if v not in allowed]
-            if bad:
-                shown = bad if isinstance(value, (tuple, list)) else repr(value)
-                raise SettingsError(f"unknown {f.name} {shown}; expected one of {list(allowed)}")
+        if opt.allowed() is not None:
+            check_option(f.name, value, opt.allowed())
         if opt.minimum is not None:
             if isinstance(value, (tuple, list)) and not value:
                 raise SettingsError(f"{f.name}: at least one value is needed")
             for v in values:
                 if not isinstance(v, (int, float)) or isinstance(v, bool):
                     raise SettingsError(f"{f.name} must be a number, got {v!r}")
-                if v < opt.minimum:
-                    raise SettingsError(f"{f.name} must be >= {opt.minimum}, got {v}")
+                check_at_least(f.name, v, opt.minimum)
 
 
 # ---------------------------------------------------------------------------

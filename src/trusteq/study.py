@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TrustEqError
+from .settings import check_keys
 from .validation import check_output_dir
 
 __all__ = ["run_study", "load_study", "estimate_study", "Estimate"]
@@ -77,7 +78,7 @@ def load_study(path) -> dict:
         raise TrustEqError(f"{path}: cannot read study file ({exc})") from None
     if not isinstance(spec, dict):
         raise TrustEqError(f"{path}: a study file must be a mapping with an 'experiments' mapping")
-    _check_keys(spec, _TOP, (), str(path))
+    check_keys(spec, _TOP, str(path))
     _top_settings(spec, str(path))
     if not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:
         raise TrustEqError(f"{path}: a study needs a non-empty 'experiments' mapping")
@@ -95,24 +96,10 @@ _STEP_ARGS = {"finetune": ("base",), "distill": ("teacher", "student", "temperat
 _STEP_REQUIRED = {"finetune": ("base",), "distill": ("teacher", "student"), "compress": ("model", "method")}
 
 
-def _check_keys(mapping, allowed, required, where: str) -> None:
-    """Raise TrustEqError naming every key of ``mapping`` not in ``allowed``, then the first missing one."""
-    if not isinstance(mapping, dict):
-        raise TrustEqError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
-    unknown = [str(k) for k in mapping if k not in allowed]
-    if unknown:
-        keys = ", ".join(f"'{k}'" for k in unknown)
-        raise TrustEqError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {keys}; "
-                           f"allowed: {', '.join(allowed)}")
-    for key in required:
-        if key not in mapping:
-            raise TrustEqError(f"{where}: missing key '{key}'")
-
-
 def _check_experiment(exp, where: str) -> None:
     from .data import TASKS
 
-    _check_keys(exp, _EXPERIMENT, _REQUIRED, where)
+    check_keys(exp, _EXPERIMENT, where, _REQUIRED)
     if exp["task"] not in TASKS:
         raise TrustEqError(f"{where}.task: unknown task {exp['task']!r}; expected one of {', '.join(TASKS)}")
     _check_comparison(exp.get("compare", {}), exp["task"], f"{where}.compare")
@@ -145,7 +132,7 @@ def _check_step(step, where: str) -> None:
     from .workshop.finetune import TrainSettings
 
     train = tuple(f.name for f in fields(TrainSettings))
-    _check_keys(args, _STEP_ARGS[kind] + train, _STEP_REQUIRED[kind], f"{where}.{kind}")
+    check_keys(args, _STEP_ARGS[kind] + train, f"{where}.{kind}", _STEP_REQUIRED[kind])
     _settings(args, 0, 3, f"{where}.{kind}")  # the training settings' values, checked as the API checks them
     for key in ("temperature", "alpha"):
         if key in args and (isinstance(args[key], bool) or not isinstance(args[key], (int, float))):
@@ -159,8 +146,6 @@ def _compare_settings(options, where: str, base=None, allowed=None):
     from .settings import CompareSettings, settings_from_mapping
 
     allowed = CompareSettings.study_keys() if allowed is None else allowed
-    if not isinstance(options, dict):
-        raise TrustEqError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
     return settings_from_mapping(CompareSettings, options, base=base, where=where, allowed=allowed)
 
 
@@ -180,7 +165,6 @@ def _top_settings(spec: dict, where: str, execution: dict | None = None):
     """The settings every comparison of the study starts from: its ``seed`` and top-level execution keys, then
     the command line's ``execution`` overrides; checked (the executor included) before anything is built."""
     from .executors import check_executor
-    from .settings import CompareSettings
 
     base = _compare_settings({"seed": spec["seed"]} if spec.get("seed") is not None else {}, where,
                              allowed=("seed",))

@@ -51,26 +51,42 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
     spec = REGISTRY[explainer]
     targets = [int(t) for t in targets]
     features = [segment(ex.text_a, ex.text_b) for ex in examples]
-    # model by model: a worker loads each model once
-    jobs = [(m, i) for m in models for i in range(len(examples))]
-    paths = []
-    for m, i in jobs:
+
+    def path(m, i):
         key = ("exact", "exact") if spec.exact(features[i], budget) else (seed, budget)
-        paths.append(_path(m, examples[i], explainer, targets[i], *key))
+        return _path(m, examples[i], explainer, targets[i], *key)
 
-    def compute(missing):
-        units = [Unit(explain_unit, jobs[j][0], ([examples[jobs[j][1]]], [targets[jobs[j][1]]], explainer, seed,
-                                                 budget)) for j in missing]
-        for u, [(weights, n_evals)] in (executor or LocalExecutor()).run(units):
-            yield missing[u], {"weights": weights, "n_evals": np.array(n_evals)}
+    def unit(m, i):
+        return Unit(explain_unit, m, ([examples[i]], [targets[i]], explainer, seed, budget))
 
-    with _progress_bar(len(jobs), progress, f"{explainer} ({label})") as bar:
-        arrays = cache.load_or_compute(paths, compute, done=lambda *_: bar.update(1))
+    def arrays(result):
+        [(weights, n_evals)] = result
+        return {"weights": weights, "n_evals": np.array(n_evals)}
+
+    done = per_model_and_example(models, len(examples), path, unit, arrays, executor, progress,
+                                 f"{explainer} ({label})")
     out: dict[str, list[Explanation]] = {m.name: [] for m in models}
-    for (m, i), a in zip(jobs, arrays):
+    for (m, i), a in done:
         out[m.name].append(Explanation(examples[i].id, m.name, explainer, seed, targets[i], features[i], a["weights"],
                                        int(a["n_evals"])))
     return out
+
+
+def per_model_and_example(models, n: int, path, unit, arrays, executor=None, progress: bool = False,
+                           desc: str = "") -> list[tuple[tuple, dict]]:
+    """``((model, example index), arrays)`` of every model on every one of ``n`` examples, model by model (a
+    worker loads each model once): from the cache where ``path(model, i)`` has an entry, else computed by
+    ``unit(model, i)`` (a :class:`~trusteq.executors.Unit`) on ``executor`` (default: this process), its result
+    turned into arrays by ``arrays(result)`` and stored as it arrives (:func:`trusteq.cache.load_or_compute`)."""
+    jobs = [(m, i) for m in models for i in range(n)]
+
+    def compute(missing):
+        for u, result in (executor or LocalExecutor()).run([unit(*jobs[j]) for j in missing]):
+            yield missing[u], arrays(result)
+
+    with _progress_bar(len(jobs), progress, desc) as bar:
+        found = cache.load_or_compute([path(m, i) for m, i in jobs], compute, done=lambda *_: bar.update(1))
+    return list(zip(jobs, found))
 
 
 def explain_unit(model: TaskModel, examples, targets, explainer: str, seed: int,

@@ -13,10 +13,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import cache
-from ..executors import LocalExecutor, Unit
+from ..executors import Unit
 from ..models import TaskModel
-from ._cached import _progress_bar, entry_path
+from ._cached import entry_path, per_model_and_example
 from ._features import example_seed, segment
 from ._paper import explain_paper_lime, explain_paper_shap, paper_jaccard
 
@@ -119,19 +118,21 @@ def explain_paper_cached(models: Sequence[TaskModel], examples, targets, *, task
     if len(targets) != len(examples):
         raise ValueError(f"{len(targets)} targets for {len(examples)} examples")
     targets = [int(t) for t in targets]
-    jobs = [(m, i) for m in models for i in range(len(examples))]  # model by model: a worker loads each once
-    paths = [_path(m, examples[i], task, explainer, seed, budget, targets[i]) for m, i in jobs]
 
-    def compute(missing):
-        units = [Unit(paper_unit, jobs[j][0], (examples[jobs[j][1]], targets[jobs[j][1]], task, explainer, seed,
-                                               budget)) for j in missing]
-        for u, (words, weights, n_evals) in (executor or LocalExecutor()).run(units):
-            yield missing[u], {"words": np.array(words, dtype=str), "weights": weights, "n_evals": np.array(n_evals)}
+    def path(m, i):
+        return _path(m, examples[i], task, explainer, seed, budget, targets[i])
 
-    with _progress_bar(len(jobs), progress, f"{explainer}, paper protocol ({label})") as bar:
-        arrays = cache.load_or_compute(paths, compute, done=lambda *_: bar.update(1))
+    def unit(m, i):
+        return Unit(paper_unit, m, (examples[i], targets[i], task, explainer, seed, budget))
+
+    def arrays(result):
+        words, weights, n_evals = result
+        return {"words": np.array(words, dtype=str), "weights": weights, "n_evals": np.array(n_evals)}
+
+    done = per_model_and_example(models, len(examples), path, unit, arrays, executor, progress,
+                                 f"{explainer}, paper protocol ({label})")
     out: dict[str, list] = {m.name: [] for m in models}
-    for (m, i), a in zip(jobs, arrays):
+    for (m, i), a in done:
         out[m.name].append(PaperExplanation(examples[i].id, m.name, explainer, seed, targets[i],
                                             [str(w) for w in a["words"]], a["weights"], int(a["n_evals"])))
     return out
