@@ -160,7 +160,7 @@ def test_the_paper_protocol_refuses_other_explainers_and_unknown_protocols(tmp_p
 
 def test_an_untested_part_combines_and_survives_redecide():
     acc = {"decision": "equivalent", "statistic": 0.0, "interval": [-0.004, 0.004], "margin": 0.01,
-           "test": "non-inferiority", "n": 500, "margin_name": "accuracy"}
+           "test": "non-inferiority", "n": 500, "alpha": 0.05, "anytime": False, "margin_name": "accuracy"}
     stored = verdict({"predictions": dimension({"accuracy": acc}),
                       "explanations.lime": dimension({"paper_jaccard@10": undecided(
                           "descriptive", margin=0.05, test="non-inferiority", n=5, margin_name="explanation")})})

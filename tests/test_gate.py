@@ -12,7 +12,7 @@ def _report(tmp_path, decisions: dict, alpha=0.05):
     """A report.json with one candidate per entry; ``decisions`` maps candidate -> accuracy interval."""
     comparisons = {}
     for name, interval in decisions.items():
-        acc = part(sum(interval) / 2, interval, margin=0.01, test="non-inferiority", n=300, margin_name="accuracy")
+        acc = part(sum(interval) / 2, interval, margin=0.01, test="non-inferiority", n=300, alpha=0.05, margin_name="accuracy")
         comparisons[name] = {"verdict": verdict({"predictions": dimension({"accuracy": acc})})}
     path = tmp_path / "report.json"
     path.write_text(json.dumps({"settings": {"alpha": alpha}, "comparisons": comparisons}))
@@ -37,10 +37,16 @@ def test_a_candidate_not_equivalent_fails(tmp_path, capsys):
 
 
 def test_inconclusive_fails_unless_allowed(tmp_path, capsys):
-    report = _report(tmp_path, {"a": [-0.02, 0.0]})
+    # --allow-inconclusive passes an inconclusive part only when its interval is narrower than its margin (the
+    # data pin the difference near the margin); one inconclusive for too little data still fails
+    report = _report(tmp_path, {"a": [-0.012, -0.004], "b": [-0.02, 0.0]})
     assert _gate(capsys, report)[0] == 1
     code, out, _ = _gate(capsys, report, "--allow-inconclusive")
-    assert code == 0 and out == ["PASS a: inconclusive (predictions inconclusive)"]
+    assert code == 1 and out == ["PASS a: inconclusive (predictions inconclusive)",
+                                 "FAIL b: inconclusive (predictions inconclusive; accuracy: interval 0.020 wide, "
+                                 "margin 0.01)"]
+    code, out, _ = _gate(capsys, _report(tmp_path, {"a": [-0.012, -0.004]}), "--allow-inconclusive")
+    assert code == 0
 
 
 def test_stricter_margin_is_decided_again_looser_is_refused(tmp_path, capsys):

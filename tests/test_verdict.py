@@ -69,14 +69,25 @@ def test_combine_is_intersection_union():
 
 
 def test_samples_to_decide_scales_with_the_interval():
-    # half-width 0.01 at n=100, value 0, margin 0.005: needs the half-width halved -> 4x the examples
-    assert samples_to_decide(0.0, [-0.01, 0.01], 100, 0.005, "TOST") == 401
-    assert samples_to_decide(-0.01, [-0.02, 0.0], 100, 0.01, "non-inferiority") is None  # on the margin
+    # half-width 0.01 = z_.95 se at n=100 (se = 0.01/1.645); 80% power at distance 0.005 needs
+    # (1.645 + 0.842) se' <= 0.005, se' = se sqrt(100/n'): n' = 100 (0.01 * 2.486 / (1.645 * 0.005))^2 = 913.7
+    assert samples_to_decide(0.0, [-0.01, 0.01], 100, 0.005, "TOST", alpha=0.05) in (914, 915)
+    assert samples_to_decide(-0.01, [-0.02, 0.0], 100, 0.01, "non-inferiority", alpha=0.05) is None  # on the margin
+    # a confidence sequence: planned on the per-example values, by its own width on a resample
+    from trusteq.metrics.verdict import sequence_samples_to_decide
+    rng = np.random.default_rng(0)
+    near, far = rng.normal(0.01, 0.05, 200), rng.normal(0.03, 0.05, 200)
+    n_near = sequence_samples_to_decide(near, lower=-1, upper=1, alpha=0.05)
+    n_far = sequence_samples_to_decide(far, lower=-1, upper=1, alpha=0.05)
+    assert 50 < n_far < n_near < 50_000  # nearer the margin needs more
+    assert sequence_samples_to_decide(np.zeros(50), lower=-1, upper=1, alpha=0.05) is None
+    # far beyond reach: no seven-digit answer
+    assert samples_to_decide(0.0099, [-0.0001, 0.0199], 100, 0.01, "TOST", alpha=0.05) is None
 
 
 def _stored():
-    acc = part(-0.004, [-0.008, 0.0], margin=0.01, test="non-inferiority", n=300, margin_name="accuracy")
-    flips = part(0.01, [0.004, 0.02], margin=0.05, test="non-superiority", n=300, margin_name="flip_rate")
+    acc = part(-0.004, [-0.008, 0.0], margin=0.01, test="non-inferiority", n=300, alpha=0.05, margin_name="accuracy")
+    flips = part(0.01, [0.004, 0.02], margin=0.05, test="non-superiority", n=300, alpha=0.05, margin_name="flip_rate")
     return verdict({"predictions": dimension({"accuracy": acc, "flip_rate": flips})})
 
 
@@ -85,7 +96,7 @@ def test_part_dimension_and_verdict_keys():
     assert v["overall"] == EQUIVALENT
     d = v["dimensions"]["predictions"]
     assert {"decision", "statistic", "interval", "margin", "test", "parts"} <= set(d)
-    inconclusive = part(-0.004, [-0.02, 0.01], margin=0.01, test="non-inferiority", n=300)
+    inconclusive = part(-0.004, [-0.02, 0.01], margin=0.01, test="non-inferiority", n=300, alpha=0.05)
     assert inconclusive["n_to_decide"] > 300
 
 

@@ -165,7 +165,8 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--margin", type=_margin, action="append", default=[], metavar="NAME=VALUE",
                    help="a stricter margin than the report's, repeatable")
     p.add_argument("--alpha", type=float, help="must equal the report's alpha (its intervals are at 1 - 2 alpha)")
-    p.add_argument("--allow-inconclusive", action="store_true", help="pass candidates whose verdict is inconclusive")
+    p.add_argument("--allow-inconclusive", action="store_true", help="pass an inconclusive candidate when every inconclusive part has an "
+                   "interval narrower than its margin (one inconclusive for too little data still fails)")
 
     p = sub.add_parser("study", help="build the models and run the comparisons of a study file (resumable)")
     p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")

@@ -96,8 +96,18 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
         Perturbed samples per LIME explanation; the cap on evaluations per
         SHAP one (exact Owen values where their cost fits, else a seeded
         estimate with this many evaluations; see :mod:`trusteq.explain._shap`).
-    explain_limit : int, default=100
-        Explain a seeded random sample of this many evaluated examples.
+    explain_limit : int, default=500
+        The cap on explained examples: the first ``explain_limit`` of a seeded
+        permutation of the evaluated examples. Under the pair protocol each
+        candidate is explained in blocks (:data:`trusteq.protocols.EXPLAIN_BLOCK`)
+        and stops when its explanation dimensions are decided, when its verdict
+        can no longer change (not explained at all when the predictions or
+        calibration already say "not equivalent"), or at the cap; report.json
+        records ``comparisons.<candidate>.explained_examples`` and
+        ``explain_stop``.
+    explain_all : bool, default=False
+        Explain all ``explain_limit`` examples with every model (a fixed
+        sample for descriptive studies; the verdict reads the same sequences).
     explain_repeats : int, default=1
         Repeat the seeded explainers (LIME, shap-permutation) with this many
         seeds (Rai et al. 2025 use 3); alignment is then the per-example mean
@@ -131,9 +141,14 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
     alpha : float, default=0.05
         Level of every equivalence test of the verdict; decisions read
         two-sided ``1 - 2 alpha`` intervals (90% by default).
+    calibration_test : {"non-inferiority", "two-sided"}, default="non-inferiority"
+        The calibration test: the candidate may add at most the margin of
+        calibration error (better is fine), or may differ by at most the
+        margin either way (the paper's "similar calibration").
     margins : mapping name -> float, optional
         Equivalence margins overriding :data:`trusteq.metrics.verdict.MARGINS`
-        (``accuracy``, ``flip_rate``, ``calibration``, ``brier``, ``explanation``).
+        (``accuracy``, ``flip_rate``, ``calibration``, ``brier``, ``explanation``,
+        ``gross_disagreement``).
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
         Where models run (:func:`trusteq.devices.resolve_device`; "auto": a
         CUDA GPU if there is one). ONNX models and twins use ONNX Runtime's
@@ -325,11 +340,13 @@ def _explain(protocol: Protocol, models: list[TaskModel], dataset: Dataset, ref_
              s: CompareSettings, executor: Executor, margins: dict, decided: dict) -> Explained:
     """Explain the examples the protocol selects, the protocol's way."""
     if not s.explainers:
-        return Explained([], {}, {})
+        return Explained([], {}, {}, {})
     examples, targets = protocol.select(dataset, ref_probs, s)
     runtimes, records = protocol.runtimes(models, examples)
     job = ExplainJob(runtimes, examples, targets, s, dataset.task, executor, margins, decided)
-    return Explained([e.id for e in examples], records, protocol.explain(job))
+    results, stops = protocol.explain(job)
+    explained = max((len(r.explanations) for x in results.values() for r in x.runs), default=0)
+    return Explained([e.id for e in examples[:explained]], records, results, stops)
 
 
 def _alignment_summaries(results: dict[str, ExplainerResult], s: CompareSettings) -> tuple[dict, dict]:
@@ -338,8 +355,8 @@ def _alignment_summaries(results: dict[str, ExplainerResult], s: CompareSettings
     per_candidate: dict[str, dict] = {}
     noise_floor = {}
     for explainer, result in results.items():
-        boot = Bootstrap(len(result.runs[0].explanations), n_boot=s.n_boot, seed=s.seed)
-        for a in result.alignments:
+        for a in result.alignments:  # a candidate's examples are a prefix of the reference's
+            boot = Bootstrap(len(next(iter(a.per_repeat[0].values()))), n_boot=s.n_boot, seed=s.seed)
             summary = {k: _over_repeats(boot, v, [t[k] for t in a.per_repeat]) for k, v in a.values.items()}
             if a.kind == "noise_floor":
                 noise_floor[explainer] = summary
@@ -367,7 +384,8 @@ def _decide_outputs(models: list[TaskModel], probs: dict, y: np.ndarray, margins
     """Per candidate, the dimensions decided on every example's outputs: predictions and calibration."""
     ref = models[0].name
     return {m.name: {"predictions": decide_predictions(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha),
-                     "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha)}
+                     "calibration": decide_calibration(y, probs[ref], probs[m.name], margins=margins, alpha=s.alpha,
+                                                       test=s.calibration_test)}
             for m in models[1:]}
 
 
@@ -377,6 +395,7 @@ def _verdicts(protocol: Protocol, decided: dict, results: dict[str, ExplainerRes
     outputs, then each explainer's, as the protocol decides it."""
     out = {}
     for name, dims in decided.items():
-        explained = {f"explanations.{e}": protocol.decide(r, name, margins, s.alpha, s) for e, r in results.items()}
+        explained = {f"explanations.{e}": protocol.decide(results.get(e), name, margins, s.alpha, s)
+                     for e in s.explainers}
         out[name] = verdict({**dims, **explained})
     return out

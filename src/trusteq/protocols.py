@@ -38,7 +38,7 @@ from .errors import SettingsError
 from .results import Alignment, ExplainerResult, ExplanationRun
 
 __all__ = ["Protocol", "PairProtocol", "PaperProtocol", "PROTOCOLS", "get_protocol", "SeedPlan", "ExplainJob",
-           "Explained", "EXPLAIN_CLASSES", "VERDICT_MEASURE", "PAPER_REASON"]
+           "Explained", "EXPLAIN_CLASSES", "VERDICT_MEASURE", "PAPER_REASON", "EXPLAIN_BLOCK", "STOPS"]
 
 #: Classes an explanation may explain (the ``explain_class`` option): the gold label, or the reference's prediction.
 EXPLAIN_CLASSES = ("gold", "reference")
@@ -46,6 +46,12 @@ EXPLAIN_CLASSES = ("gold", "reference")
 VERDICT_MEASURE = "cosine"
 #: Why the explanation dimensions are not decided under the paper protocol (see docs/verdict.md, "Why these choices").
 PAPER_REASON = "paper protocol: descriptive only; run --protocol pair for a decision"
+#: Examples explained between two sequential decisions (recorded as ``settings.explain_block``).
+EXPLAIN_BLOCK = 50
+#: Why a candidate's explanations stopped (``comparisons.<candidate>.explain_stop``): its explanation dimensions
+#: are decided; its verdict can no longer change ("not equivalent" on another dimension, before or while
+#: explaining); the cap (``explain_limit``) was reached; a fixed sample (``explain_all`` or a descriptive protocol).
+STOPS = ("decided", "verdict decided by other dimensions", "cap", "fixed sample")
 
 
 @dataclass(frozen=True)
@@ -116,12 +122,14 @@ class ExplainJob:
 
 @dataclass
 class Explained:
-    """What the explanation stage produced: the explained example ids, each model's runtime record and every
-    explainer's runs and alignments."""
+    """What the explanation stage produced: the explained example ids (the reference's, in the order explained),
+    each model's runtime record, every explainer's runs and alignments, and per candidate
+    ``{"explained_examples": n, "explain_stop": one of STOPS}`` (a candidate's examples are the first n ids)."""
 
     ids: list[str]
     runtime: dict
     results: dict[str, ExplainerResult]
+    stops: dict[str, dict]
 
 
 class Protocol:
@@ -183,16 +191,19 @@ class Protocol:
     def record(self, settings: CompareSettings) -> dict:
         """What report.json's ``settings`` records of the protocol: ``protocol``, ``explain_seeds``,
         ``verdict_measure`` (None when it does not decide) and any key of its own."""
+        sequential = self.decides and not settings.explain_all
         return {"protocol": self.name, "explain_seeds": self.seeds(settings).record(),
-                "verdict_measure": self.measure(settings) if self.decides else None}
+                "verdict_measure": self.measure(settings) if self.decides else None,
+                "explain_block": EXPLAIN_BLOCK if sequential else None}
 
     # -- explaining ----------------------------------------------------------
 
     def select(self, dataset, ref_probs: np.ndarray, settings: CompareSettings) -> tuple[list, np.ndarray]:
-        """The examples to explain and the class explained for each: a seeded sample of ``explain_limit``
-        examples in dataset order; the gold class, or the reference's prediction (``explain_class``)."""
-        rng = np.random.default_rng(settings.seed)
-        chosen = np.sort(rng.choice(len(dataset), size=min(settings.explain_limit, len(dataset)), replace=False))
+        """The examples that may be explained, in the order they are: the first ``explain_limit`` of a seeded
+        permutation of the dataset (so samples of two sizes are nested, and a confidence sequence reads the
+        examples in an order fixed before any is explained); the gold class, or the reference's prediction
+        (``explain_class``)."""
+        chosen = np.random.default_rng(settings.seed).permutation(len(dataset))[:settings.explain_limit]
         gold = settings.explain_class == EXPLAIN_CLASSES[0]
         targets = dataset.y[chosen] if gold else ref_probs[chosen].argmax(axis=1)
         return [dataset.examples[i] for i in chosen], targets
@@ -206,45 +217,103 @@ class Protocol:
         twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
         return [twin for twin, _ in twins], {m.name: record for m, (_, record) in zip(models, twins)}
 
-    def explain(self, job: ExplainJob) -> dict[str, ExplainerResult]:
-        """Every explainer's runs (by the seed plan) and alignments of the job's models on its examples;
-        explanations computed on the job's executor where the cache lacks them."""
-        return {e: self._explain_one(e, job) for e in job.settings.explainers}
+    def explain(self, job: ExplainJob) -> tuple[dict[str, ExplainerResult], dict[str, dict]]:
+        """Every explainer's runs (by the seed plan) and alignments, and each candidate's stop (see
+        :class:`Explained`); explanations computed on the job's executor where the cache lacks them.
 
-    def runner(self, explainer: str, settings: CompareSettings, task: str, executor) -> Callable:
-        """``run(models, examples, targets, *, seed, progress, label) -> {model name: explanations}``."""
-        raise NotImplementedError
-
-    def align(self, a: list, b: list, settings: CompareSettings, task: str) -> dict[str, np.ndarray]:
-        """Per-example values (n,) of every alignment measure of two runs' explanations."""
-        raise NotImplementedError
-
-    def _explain_one(self, explainer: str, job: ExplainJob) -> ExplainerResult:
-        settings, examples, targets, task = job.settings, job.examples, job.targets, job.task
+        A protocol that decides explains sequentially: blocks of :data:`EXPLAIN_BLOCK` examples, in the order
+        :meth:`select` gives; after each block every open candidate's explanation dimensions are decided (on
+        confidence sequences, valid at every block), and a candidate stops when they are all decided, or when
+        its verdict can no longer change, or at the cap. A candidate already "not equivalent" on the
+        predictions or calibration is not explained. The reference is explained while any candidate is open.
+        ``explain_all`` (and a descriptive protocol) explains every selected example with every model."""
         ref, cands = job.models[0], list(job.models[1:])
-        plan, run = self.seeds(settings), self.runner(explainer, settings, task, job.executor)
-        runs, pairs = [], {}
-        for r in range(settings.explain_repeats):
-            of = f", repeat {r + 1}/{settings.explain_repeats}" if settings.explain_repeats > 1 else ""
-            by_seed: dict[tuple[str, int], ExplanationRun] = {}
-            for seed in sorted({*plan.reference[r], *plan.candidates[r]}):
-                group = ([ref] if seed in plan.reference[r] else []) + (cands if seed in plan.candidates[r] else [])
-                out = run(group, examples, targets, seed=seed, progress=settings.progress, label=f"seed {seed}{of}")
-                for m in group:
-                    by_seed[m.name, seed] = ExplanationRun(m.name, "reference" if m is ref else "candidate", seed,
-                                                           out[m.name])
-                    runs.append(by_seed[m.name, seed])
-            for kind, name, first, second in _compared(plan, r, ref.name, [m.name for m in cands], by_seed):
-                pairs.setdefault((kind, name), []).append((first, second))
-        alignments = [Alignment(kind, name, [(x.seed, y.seed) for x, y in p],
-                                [self.align(x.explanations, y.explanations, settings, task) for x, y in p])
-                      for (kind, name), p in pairs.items()]
-        return ExplainerResult(explainer, runs, alignments)
+        runs: dict[tuple[str, str, int], list] = {}
+        if not self.decides or job.settings.explain_all:
+            self._explain_block(job, slice(0, len(job.examples)), [ref, *cands], runs)
+            counts = {c.name: len(job.examples) for c in cands}
+            return self._results(job, runs, counts), {c: _stop(n, STOPS[3]) for c, n in counts.items()}
+        from .metrics.verdict import NOT_EQUIVALENT, combine
+
+        open_ = [c for c in cands if combine(d["decision"] for d in job.decided[c.name].values()) != NOT_EQUIVALENT]
+        stops = {c.name: _stop(0, STOPS[1]) for c in cands if c not in open_}
+        counts = {c.name: 0 for c in open_}
+        done = 0
+        while open_ and done < len(job.examples):
+            block = slice(done, min(done + EXPLAIN_BLOCK, len(job.examples)))
+            self._explain_block(job, block, [ref, *open_], runs)
+            done = block.stop
+            counts.update({c.name: done for c in open_})
+            results = self._results(job, runs, counts)
+            for c in list(open_):
+                stop = self._stop(results, c.name, job)
+                if stop is not None:
+                    stops[c.name] = _stop(done, stop)
+                    open_.remove(c)
+        stops.update({c.name: _stop(done, STOPS[2]) for c in open_})
+        return (self._results(job, runs, counts) if runs else {}), {c.name: stops[c.name] for c in cands}
+
+    def _explain_block(self, job: ExplainJob, block: slice, models: list, runs: dict) -> None:
+        """Explain ``job.examples[block]`` with ``models`` (reference first) and every explainer and seed of the
+        plan, appending to ``runs[explainer, model, seed]``."""
+        settings, ref = job.settings, models[0]
+        plan = self.seeds(settings)
+        examples, targets = job.examples[block], job.targets[block]
+        span = f", examples {block.start + 1}-{block.stop}" if not settings.explain_all and self.decides else ""
+        for explainer in settings.explainers:
+            run = self.runner(explainer, settings, job.task, job.executor)
+            for r in range(settings.explain_repeats):
+                of = f", repeat {r + 1}/{settings.explain_repeats}" if settings.explain_repeats > 1 else ""
+                for seed in sorted({*plan.reference[r], *plan.candidates[r]}):
+                    group = ([ref] if seed in plan.reference[r] else []) + \
+                            ([m for m in models[1:]] if seed in plan.candidates[r] else [])
+                    if not group:
+                        continue
+                    out = run(group, examples, targets, seed=seed, progress=settings.progress,
+                              label=f"{explainer} seed {seed}{of}{span}")
+                    for m in group:
+                        runs.setdefault((explainer, m.name, seed), []).extend(out[m.name])
+
+    def _results(self, job: ExplainJob, runs: dict, counts: dict[str, int]) -> dict[str, ExplainerResult]:
+        """Every explainer's runs and alignments from the explanations so far: each candidate on its first
+        ``counts[name]`` examples (candidates with none are left out), the reference on all it has."""
+        settings, ref = job.settings, job.models[0].name
+        plan, cands = self.seeds(settings), [name for name, n in counts.items() if n > 0]
+        out = {}
+        for explainer in settings.explainers:
+            by_seed = {(m, seed): ExplanationRun(m, "reference" if m == ref else "candidate", seed,
+                                                 e[:counts.get(m, len(e))])
+                       for (x, m, seed), e in runs.items() if x == explainer and (m == ref or m in cands)}
+            pairs: dict[tuple[str, str], list] = {}
+            for r in range(settings.explain_repeats):
+                for kind, name, first, second in _compared(plan, r, ref, cands, by_seed):
+                    pairs.setdefault((kind, name), []).append((first, second))
+            alignments = [Alignment(kind, name, [(x.seed, y.seed) for x, y in p],
+                                    [self._align(x.explanations, y.explanations, settings, job.task) for x, y in p])
+                          for (kind, name), p in pairs.items()]
+            out[explainer] = ExplainerResult(explainer, list(by_seed.values()), alignments)
+        return out
+
+    def _align(self, a: list, b: list, settings, task: str) -> dict[str, np.ndarray]:
+        n = min(len(a), len(b))  # a candidate's examples are a prefix of the reference's
+        return self.align(a[:n], b[:n], settings, task)
+
+    def _stop(self, results: dict[str, ExplainerResult], name: str, job: ExplainJob) -> str | None:
+        """Why candidate ``name`` stops after this block (one of :data:`STOPS`), or None to go on."""
+        from .metrics.verdict import INCONCLUSIVE, NOT_EQUIVALENT
+
+        decisions = [self.decide(r, name, job.margins, job.settings.alpha, job.settings, plan=False)["decision"]
+                     for r in results.values()]
+        if all(d != INCONCLUSIVE for d in decisions):
+            return STOPS[0]
+        return STOPS[1] if NOT_EQUIVALENT in decisions else None
 
     # -- deciding, recording, costing ----------------------------------------
 
-    def decide(self, result: ExplainerResult, model: str, margins, alpha: float, settings: CompareSettings) -> dict:
-        """The explanation dimension of candidate ``model`` for one explainer (see :mod:`trusteq.metrics.verdict`)."""
+    def decide(self, result: ExplainerResult | None, model: str, margins, alpha: float, settings: CompareSettings,
+               plan: bool = True) -> dict:
+        """The explanation dimension of candidate ``model`` for one explainer (see :mod:`trusteq.metrics.verdict`);
+        ``result`` None when nothing was explained; ``plan=False``: without ``n_to_decide`` (while explaining)."""
         raise NotImplementedError
 
     def exact_record(self, result: ExplainerResult, settings: CompareSettings) -> dict:
@@ -290,14 +359,21 @@ class PairProtocol(Protocol):
                 table[n][i] = v
         return table
 
-    def decide(self, result, model, margins, alpha, settings):
-        """The cosine gap of the candidate's alignment to the mean of both models' floors
-        (:func:`trusteq.metrics.verdict.decide_explanations`)."""
+    def decide(self, result, model, margins, alpha, settings, plan=True):
+        """The noise-corrected agreement and the gross disagreement of the candidate's explanations with the
+        reference's, on the candidate's examples (:func:`trusteq.metrics.verdict.decide_explanations`); a
+        candidate that was not explained gets both parts inconclusive."""
         from .metrics.verdict import decide_explanations
 
-        floors = result.noise_floor.values[VERDICT_MEASURE] + result.candidate_floor(model).values[VERDICT_MEASURE]
-        return decide_explanations(result.alignment(model).values[VERDICT_MEASURE], floors / 2,
-                                   measure=VERDICT_MEASURE, margins=margins, alpha=alpha)
+        if result is None or not any(a.kind == "candidate" and a.model == model for a in result.alignments):
+            empty = np.zeros(0)
+            return decide_explanations(empty, empty, empty, measure=VERDICT_MEASURE, margins=margins, alpha=alpha,
+                                       plan=plan)
+        cross = result.alignment(model).values[VERDICT_MEASURE]
+        n = len(cross)
+        return decide_explanations(cross, result.noise_floor.values[VERDICT_MEASURE][:n],
+                                   result.candidate_floor(model).values[VERDICT_MEASURE], measure=VERDICT_MEASURE,
+                                   margins=margins, alpha=alpha, plan=plan)
 
     def exact_record(self, result, settings):
         """Explained examples computed exactly and with a binding budget, and evaluations per explanation."""
@@ -366,11 +442,11 @@ class PaperProtocol(Protocol):
 
         return {self.measure(settings): paper_jaccards(a, b, task, settings.top_k[0])}
 
-    def decide(self, result, model, margins, alpha, settings):
+    def decide(self, result, model, margins, alpha, settings, plan=True):
         from .metrics.verdict import dimension, undecided
 
         measure = self.measure(settings)
-        n = len(result.alignment(model).values[measure])
+        n = len(result.alignment(model).values[measure]) if result is not None else 0
         return dimension({measure: undecided(PAPER_REASON, margin=margins["explanation"], test="non-inferiority", n=n,
                                              margin_name="explanation", measure=measure)})
 
@@ -394,6 +470,10 @@ def _compared(plan: SeedPlan, r: int, ref: str, cands: list[str], runs: dict) ->
         c, d = plan.candidate_floor[r]
         out += [("candidate_floor", m, runs[m, c], runs[m, d]) for m in cands]
     return out
+
+
+def _stop(n: int, why: str) -> dict:
+    return {"explained_examples": int(n), "explain_stop": why}
 
 
 #: Registered protocols by name (the values of the ``protocol`` option).

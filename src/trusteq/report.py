@@ -31,6 +31,7 @@ import numpy as np
 from .cache import atomic_write_bytes, atomic_write_text
 from .display import AlignmentDisplay, ReliabilityDisplay
 from .metrics.alignment import top_k
+from .metrics.verdict import GROSS_COSINE
 from .protocols import Protocol, SeedPlan, get_protocol
 from .results import CompareResult
 from .validation import check_output_dir
@@ -253,8 +254,9 @@ def _alignment_rows(s):
                  for c in s["comparisons"]]
         for label, a in runs:
             counted = (a.get(f"jaccard@{ks[0]}") or {}).get("n", 0)
-            rows.append([explainer, label, *[_fmt_seeds(a.get(m)) for m in metrics],
-                         f"{counted} of {s['settings']['explained_examples']}"])
+            if a:
+                rows.append([explainer, label, *[_fmt_seeds(a.get(m)) for m in metrics],
+                             f"{counted} of {(a.get('cosine') or {}).get('n', 0)}"])
     return head, rows
 
 
@@ -309,18 +311,39 @@ def _md_table(head, rows) -> str:
     return "\n".join(lines)
 
 
-_PART_NAMES = {"accuracy": "accuracy difference", "flip_rate": "flip rate", "calibration": "calibration error added (RMS, in quadrature)",
-               "brier": "Brier score difference"}
+_PART_NAMES = {"accuracy": "accuracy difference", "flip_rate": "flip rate (correctness flips)",
+               "calibration": "calibration error added (RMS, in quadrature)", "brier": "Brier score difference",
+               "agreement": "{measure} agreement beside the noise floors (delta)",
+               "gross_disagreement": "share in gross disagreement ({measure} < {threshold})"}
 _TEST_SIGNS = {"TOST": "within ±{m}", "non-inferiority": "above -{m}", "non-superiority": "below {m}"}
 MARKS = {"equivalent": "✓", "not equivalent": "✗", "inconclusive": "?"}
 
 
 def _part_name(dimension: str, name: str, p: dict) -> str:
-    if name == "gap":
-        return f"{dimension}: {p['measure']} gap to the noise floors"
-    if p.get("reason"):
+    if p.get("statistic") is None and p.get("reason") and name not in _PART_NAMES:
         return f"{dimension}: {p.get('measure', name)} (descriptive)"
-    return f"{dimension}: {_PART_NAMES.get(name, name)}"
+    label = _PART_NAMES.get(name, name).format(measure=p.get("measure", ""), threshold=p.get("threshold", ""))
+    return f"{dimension}: {label}"
+
+
+def _part_note(p: dict) -> str:
+    """What a verdict row adds to its numbers: the reason it is untested, the direction, counts, the sample size
+    that would decide it."""
+    notes = [p.get("reason", "")]
+    if p.get("direction") and p.get("candidate") is not None:
+        notes.append(f"{p['direction']} calibrated: error {p['candidate']:.3f} vs the reference's {p['reference']:.3f}")
+    if p.get("prediction_change_rate") is not None:
+        notes.append(f"predictions change on {p['prediction_change_rate']:.1%} of examples")
+    undefined = sum((p.get("undefined") or {}).values())
+    if undefined:
+        notes.append(f"{undefined} undefined attributions counted as disagreement (cross) or as floor 1")
+    if p["decision"] == "inconclusive" and p.get("interval") is not None:
+        n = p.get("n_to_decide")
+        notes.append(f"about {n:,} examples would decide (80% power)" if n else
+                     "no sample size within a million examples would decide")
+    if p.get("anytime"):
+        notes.append("confidence sequence")
+    return "; ".join(x for x in notes if x)
 
 
 def _interval(p) -> str:
@@ -342,8 +365,7 @@ def _verdict_rows(s):
         rows.append([name, "overall", f"{MARKS[v['overall']]} {v['overall']}", "", "", "", ""])
         for dim_name, dim in v["dimensions"].items():
             for part_name, p in dim["parts"].items():
-                note = f"about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
-                note = "; ".join(x for x in (p.get("reason", ""), note, p.get("warning", "")) if x)
+                note = _part_note(p)
                 rows.append([name, _part_name(dim_name, part_name, p), f"{MARKS[p['decision']]} {p['decision']}",
                              _statistic(p), _interval(p),
                              f"{_TEST_SIGNS[p['test']].format(m=p['margin'])} ({p['test']})", note])
@@ -366,7 +388,7 @@ def _findings(s) -> list[str]:
         tested = [x for parts in by.values() for x in parts]
         if v["overall"] == "equivalent":
             out.append(f"**{name}** may replace {s['reference']}: every test is within its margin "
-                       f"(alpha {alpha}, {len(tested)} tests).")
+                       f"(alpha {alpha}, {len(tested)} tests)." + _stop_sentence(s, c))
             continue
         text = [f"**{name}** is {v['overall']} to {s['reference']} (alpha {alpha})"]
         for label, p in tested:
@@ -376,11 +398,27 @@ def _findings(s) -> list[str]:
             elif p.get("reason"):
                 text.append(f"{label}: not decided ({p['reason']})")
             elif p["decision"] == "inconclusive":
-                more = f"; about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else ""
+                more = (f"; about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else
+                        "; no sample size within a million examples would decide")
                 text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} neither within nor outside its margin "
                             f"({p['margin']}){more}")
-        out.append("; ".join(text) + ".")
+        out.append("; ".join(text) + "." + _stop_sentence(s, c))
     return out
+
+
+_STOP_WORDS = {"decided": "its explanation dimensions were decided",
+               "verdict decided by other dimensions": "its verdict could no longer change",
+               "cap": "the cap (--explain-limit {cap}) was reached",
+               "fixed sample": "a fixed sample (--explain-all or a descriptive protocol)"}
+
+
+def _stop_sentence(s, c) -> str:
+    """How many examples explained a candidate, and why no more (empty when nothing was explained)."""
+    if "explain_stop" not in c:
+        return ""
+    n, why = c["explained_examples"], _STOP_WORDS[c["explain_stop"]].format(cap=s["settings"].get("explain_limit"))
+    return (f" Explanations: none computed, as {why}." if n == 0 else
+            f" Explanations: {n:,} {_unit(s)} explained, then stopped as {why}.")
 
 
 def _verdict_sentence(s) -> str:
@@ -388,12 +426,22 @@ def _verdict_sentence(s) -> str:
     st = s["settings"]
     margins = ", ".join(f"{k} {v}" for k, v in st["margins"].items())
     explanations = _PAPER_VERDICT if _descriptive(s) else (
-        f"Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: the gap between "
-        f"the candidate's agreement with the reference and the mean of both models' own noise floors.")
+        f"Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: delta is the "
+        f"candidate's mean {st['verdict_measure']} with the reference divided by the mean of both models' noise "
+        f"floors, minus 1 (0 for a copy of the reference; a noisier explainer does not raise it), and the share of "
+        f"examples in gross disagreement ({st['verdict_measure']} below {GROSS_COSINE}) is tested beside it. "
+        + ("Every selected example is explained (--explain-all)." if st.get("explain_all") else
+           f"Both are read from confidence sequences, valid however many examples are looked at: each candidate is "
+           f"explained in blocks of {st.get('explain_block')} until its explanations are decided, its verdict can "
+           f"no longer change, or {st.get('explain_limit')} examples (the cap)."))
+    calibration = {"non-inferiority": "Calibration may not get worse by more than its margin (a better calibrated "
+                                      "candidate passes; --calibration-test two-sided asks for similar calibration).",
+                   "two-sided": "Calibration must be similar within its margin either way (--calibration-test "
+                                "two-sided, as the paper asks)."}.get(st.get("calibration_test"), "")
     return (f"Each decision is an equivalence test at alpha {st['alpha']}: the {st['verdict_level']:.0%} interval of "
             f"the candidate-minus-reference statistic inside the margin is equivalent, entirely outside is not "
             f"equivalent, otherwise inconclusive; a candidate is equivalent only if every test is. Margins: "
-            f"{margins}. {explanations}")
+            f"{margins}. {calibration} {explanations}")
 
 
 _PAPER_VERDICT = ("Explanations were computed with the paper's protocol, whose measure is descriptive: each "
@@ -417,8 +465,8 @@ def _alignment_sentence(s) -> str:
                      if r["exact"])
     return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
             f"samples, SHAP at most {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out {_unit(s)} "
-            f"with at most k words (the last column counts the {_unit(s)} used). The verdict tests the cosine gap to the "
-            f"noise floor; the table is descriptive.{caveat}")
+            f"with at most k words (the last column counts the {_unit(s)} used). The verdict tests the cosine agreement "
+            f"beside the noise floors; the table is descriptive.{caveat}")
 
 
 def _paper_alignment_sentence(s) -> str:
@@ -513,11 +561,13 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
     k = s["settings"]["top_k"][0]
     ref_seed, cand_seed = SeedPlan.from_record(s["settings"]["explain_seeds"]).alignment[0]
     explainer, explained = next(iter(result.explanations.items()))
-    first = s["candidates"][0]
-    measure = _measure(s)
+    shown = [c for c in s["candidates"] if any(a.kind == "candidate" and a.model == c for a in explained.alignments)]
+    if not shown:
+        return None
+    first, measure = shown[0], _measure(s)
     score = explained.alignment(first).values[measure]
     order = np.argsort(np.where(np.isfinite(score), score, 2.0), kind="stable")[:n_shown]
-    runs = [explained.run(s["reference"], ref_seed)] + [explained.run(c, cand_seed) for c in s["candidates"]]
+    runs = [explained.run(s["reference"], ref_seed)] + [explained.run(c, cand_seed) for c in shown]
     by_id = {e.id: e for e in result.dataset.examples}
     index = {ex_id: i for i, ex_id in enumerate(result.dataset.ids)}
     labels = result.dataset.label_names
@@ -527,6 +577,8 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
         ex = by_id[ref_e.example_id]
         sides = []
         for run in runs:
+            if i >= len(run.explanations):  # a candidate whose explanations stopped earlier
+                continue
             e, p = run.explanations[i], result.probs[run.model][index[ex.id]]
             sides.append({"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})",
                           "a": _segments(ex.text_a, "a", e, k),
@@ -540,6 +592,15 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
     return {"legend": legend, "blocks": blocks}
 
 
+def _untested(s, dimension: dict) -> str:
+    """The verdict card's note on a dimension without a test: descriptive, not explained, or its reason."""
+    if not dimension.get("reason"):
+        return ""
+    why = dimension["reason"]
+    short = "descriptive" if _descriptive(s) else "not explained" if why == "no explained examples" else why
+    return f" (not tested: {short})"
+
+
 def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n_shown: int) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -547,8 +608,7 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
     img = lambda b: "data:image/png;base64," + base64.b64encode(b).decode()  # noqa: E731
     alignment = {"text": _alignment_sentence(s), "table": _table(*_alignment_rows(s))} if st["explainers"] else None
     verdicts = [{"name": name, "overall": c["verdict"]["overall"],
-                 "dimensions": [(d + (" (not tested: descriptive)" if x.get("reason") else ""), x["decision"])
-                                for d, x in c["verdict"]["dimensions"].items()]}
+                 "dimensions": [(d + _untested(s, x), x["decision"]) for d, x in c["verdict"]["dimensions"].items()]}
                 for name, c in s["comparisons"].items()]
     env = Environment(loader=PackageLoader("trusteq", "templates"), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("report.html.j2").render(

@@ -172,8 +172,9 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
     ``comparisons.<candidate>`` joins them in that order.
     """
     s, y, record = settings, dataset.y, protocol.record(settings)
-    comparisons = {c: {**agreement[c], **alignment.get(c, {}), "verdict": verdicts[c]} for c in agreement}
-    own = {k: v for k, v in record.items() if k not in ("protocol", "explain_seeds", "verdict_measure")}
+    comparisons = {c: {**agreement[c], **alignment.get(c, {}), **explained.stops.get(c, {}), "verdict": verdicts[c]}
+                   for c in agreement}
+    own = {k: v for k, v in record.items() if k not in ("protocol", "explain_seeds", "verdict_measure", "explain_block")}
     return {
         "trusteq_version": _version("trusteq"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -190,7 +191,8 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
             "n_bins": s.n_bins, "binning": list(STRATEGIES), "top_k": list(s.top_k),
             "explainers": list(s.explainers),
             "lime_samples": s.lime_samples, "shap_evals": s.shap_evals, "explained_examples": len(explained.ids),
-            "explain_class": s.explain_class, "explain_repeats": s.explain_repeats, "protocol": record["protocol"],
+            "explain_limit": s.explain_limit, "explain_all": s.explain_all, "explain_block": record["explain_block"],
+            "calibration_test": s.calibration_test, "explain_class": s.explain_class, "explain_repeats": s.explain_repeats, "protocol": record["protocol"],
             "explain_seeds": record["explain_seeds"], "explain_runtime": explained.runtime,
             "max_length": s.max_length, "batch_size": s.batch_size, "bootstrap": boot.describe(),
             "alpha": s.alpha, "verdict_level": 1 - 2 * s.alpha, "margins": margins,

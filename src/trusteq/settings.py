@@ -27,6 +27,10 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import SettingsError
 from .validation import check_at_least, check_option
 
+#: Default cap on explained examples (``explain_limit``). Sequential stopping explains only what a decision needs:
+#: see docs/verdict.md, "Sequential explanations", for the measurements behind this number.
+EXPLAIN_LIMIT = 500
+
 __all__ = ["Option", "option", "option_of", "CompareSettings", "add_arguments", "from_arguments", "check_fields", "check_keys",
            "settings_from_mapping"]
 
@@ -150,6 +154,12 @@ def _check_label_names(value) -> None:
     check_label_names(value)
 
 
+def _calibration_tests() -> tuple[str, ...]:
+    from .metrics.verdict import CALIBRATION_TESTS
+
+    return CALIBRATION_TESTS
+
+
 def _check_executor(value) -> None:
     """An executor name or object (ExecutorError otherwise; see :func:`trusteq.executors.check_executor`)."""
     from .executors import Executor, ExecutorError
@@ -201,8 +211,13 @@ class CompareSettings:
                              "at most N, a seeded estimate with N evaluations elsewhere (2,500 makes 99%% of SNLI and "
                              "MRPC pairs exact)", flag="--shap-evals", group="explanations", minimum=2, parse=int,
                              metavar="N")
-    explain_limit: int = option(100, "explain a seeded random sample of N of the evaluated examples",
-                                flag="--explain-limit", group="explanations", minimum=1, parse=int, metavar="N")
+    explain_limit: int = option(EXPLAIN_LIMIT, "the cap on explained examples: a candidate's explanations stop when "
+                                "they are decided, when its verdict can no longer change, or at N (the first N of a "
+                                "seeded permutation of the evaluated examples)", flag="--explain-limit",
+                                group="explanations", minimum=1, parse=int, metavar="N")
+    explain_all: bool = option(False, "explain all --explain-limit examples with every model, decided or not (a fixed "
+                               "sample, for descriptive studies)", flag="--explain-all", group="explanations",
+                               cli="switch")
     explain_repeats: int = option(1, "repeat the seeded explanations with R disjoint seed sets (mean and variance over "
                                   "seeds; the paper uses 3)", flag="--explain-repeats", group="explanations",
                                   minimum=1, parse=int, metavar="R")
@@ -213,6 +228,10 @@ class CompareSettings:
     # verdict
     alpha: float = option(0.05, "level of every equivalence test; decisions read 1 - 2 alpha intervals",
                           flag="--alpha", group="verdict", parse=float)
+    calibration_test: str = option("non-inferiority", "non-inferiority: the candidate may add at most the calibration "
+                                   "margin (better is fine); two-sided: it may differ by at most the margin either way, "
+                                   "as the paper asks for similar calibration", flag="--calibration-test",
+                                   group="verdict", choices=_calibration_tests)
     margins: Mapping[str, float] | None = option(None, "equivalence margins by name (defaults: MARGINS of "
                                                  "trusteq.metrics.verdict); CLI: --margin NAME=VALUE, repeatable",
                                                  flag="--margin", group="verdict", cli="custom")

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..validation import check_at_least, check_option
 
-__all__ = ["ConfidenceSequence", "betting_cs", "SIDES"]
+__all__ = ["ConfidenceSequence", "betting_cs", "mean_cs", "SIDES", "CS_METHOD", "VERDICT_TRUNCATION"]
 
 #: Values of ``side``: an interval, only a lower bound, only an upper bound.
 SIDES = ("two-sided", "lower", "upper")
@@ -297,3 +297,55 @@ def _refine(y, lam, m, carry, low, high, c, thr):
     m, carry = np.concatenate((m, new[live])), np.concatenate((carry, new_carry[:, live]), axis=1)
     inside = (m >= new_low) & (m <= new_high)  # live points below a newly rejected one are rejected too
     return m[inside], carry[:, inside], new_low, new_high, changed
+
+
+#: How reports name the bounds of :func:`mean_cs`.
+CS_METHOD = "betting confidence sequence (Waudby-Smith & Ramdas 2024, Thm 3, hedged capital)"
+
+
+#: Truncation c of the verdict's sequences: Waudby-Smith & Ramdas (2024) suggest 1/2 or 3/4; 3/4 lets the bets grow
+#: where values vary little beside their range (explanation agreement, cosines in a range of 4), and narrowed such
+#: a sequence by 1.3-1.6x at n = 200-1,000 (values 0.95 -/+ 0.05 in [-2, 2]).
+VERDICT_TRUNCATION = 0.75
+
+
+def mean_cs(values, *, lower: float, upper: float, alpha: float) -> dict:
+    """Mean of bounded per-example values with anytime-valid one-sided bounds, each at level ``alpha``.
+
+    The two-sided :func:`betting_cs` at ``2 alpha`` (alpha per side): the low bound exceeds the mean, at
+    any n the data were looked at, with probability at most ``alpha``, and so does the high bound fall
+    short of it (truncation :data:`VERDICT_TRUNCATION`). This is the ``1 - 2 alpha`` interval a decision of :mod:`trusteq.metrics.verdict` reads,
+    valid under optional stopping.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (n,)
+        In ``[lower, upper]``, in the order observed; no NaN (decide what an undefined value means first).
+    lower, upper : float
+        Known bounds of every value.
+    alpha : float in (0, 0.5)
+
+    Returns
+    -------
+    dict with ``value`` (the mean; None for n = 0), ``interval`` ([low, high]; ``[lower, upper]`` for
+    n = 0), ``n`` and ``method`` (:data:`CS_METHOD`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`betting_cs`; ``alpha`` outside (0, 0.5).
+
+    Examples
+    --------
+    >>> out = mean_cs(np.tile([0.2, 0.9, 0.5, 0.7], 250), lower=0, upper=1, alpha=0.025)
+    >>> round(out["value"], 3), [round(v, 3) for v in out["interval"]]
+    (0.575, [0.544, 0.605])
+    """
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1 and x.size == 0:
+        return {"value": None, "interval": [float(lower), float(upper)], "n": 0, "method": CS_METHOD}
+    cs = betting_cs(x, lower=lower, upper=upper, alpha=2 * alpha, truncation=VERDICT_TRUNCATION)
+    lo, hi = sorted(cs.interval)  # crossed bounds (a miss, rate <= alpha) are kept, as a wider interval
+    return {"value": float(x.mean()), "interval": [lo, hi], "n": int(x.size), "method": CS_METHOD}
