@@ -62,9 +62,9 @@ MARGIN_REASONS = {
                    "become at most 0.05 miscalibrated; one at 0.05 at most 0.071); by default only an added error "
                    "counts (--calibration-test two-sided: removed too)",
     "brier": "0.02 of multi-class Brier score lost at most (about 5% of a 0.4 Brier score)",
-    "explanation": "the candidate's explanations, corrected for the explainer's noise (cross-model cosine "
-                   "divided by the geometric mean of both models' noise floors), may agree with the reference's at "
-                   "most 0.05 less than a copy of the reference would: a noise-free cosine of 0.95 at least",
+    "explanation": "the candidate's explanations, corrected for the explainer's noise (mean cross-model cosine "
+                   "divided by the mean of both models' noise floors), may agree with the reference's at most 5% "
+                   "less than a copy of the reference would: a noise-free cosine of 0.95 at least",
     "gross_disagreement": "at most one explained example in twenty in gross disagreement (cosine below 0.5 or "
                           "undefined): no reference run of the committed studies fell below 0.5, candidates "
                           "with other reasons put 10-34% of examples there",
