@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from trusteq.metrics.intervals import (calibration_error, mean_interval, paired_accuracy_difference,
+from trusteq.metrics.intervals import (calibration_error, paired_accuracy_difference,
                                        paired_calibration_difference, proportion_interval, squared_calibration_error)
 
 
@@ -70,15 +70,17 @@ def test_proportion_interval_is_wilson_and_never_zero_width():
         proportion_interval(5, 3)
 
 
-def test_mean_interval_degenerate_and_missing_values():
-    same = mean_interval([0.2, 0.2, 0.2])
-    assert same["interval"] == [same["value"], same["value"]] and same["value"] == pytest.approx(0.2)
-    out = mean_interval([np.nan, 0.5])
-    assert out["value"] == 0.5 and out["interval"] == [None, None] and out["n"] == 1
-    assert mean_interval([np.nan])["value"] is None
-    out = mean_interval(np.random.default_rng(0).normal(0.1, 1, 200))
+def test_mean_cs_degenerate_values():
+    from trusteq.metrics.sequences import mean_cs
+
+    empty = mean_cs([], lower=-1, upper=1, alpha=0.05)
+    assert empty["value"] is None and empty["interval"] == [-1.0, 1.0] and empty["n"] == 0
+    same = mean_cs(np.full(400, 0.2), lower=-1, upper=1, alpha=0.05)  # constant values: a narrowing interval
+    assert same["interval"][0] < 0.2 < same["interval"][1] and same["interval"][1] - same["interval"][0] < 0.2
+    out = mean_cs(np.random.default_rng(0).uniform(-1, 1, 200), lower=-1, upper=1, alpha=0.05)
     assert out["interval"][0] < out["value"] < out["interval"][1] and out["n"] == 200
-    assert out == mean_interval(np.random.default_rng(0).normal(0.1, 1, 200))  # deterministic
+    with pytest.raises(ValueError, match="alpha"):
+        mean_cs([0.1], lower=-1, upper=1, alpha=0.5)
 
 
 def _loop_squared_error(y, p, n_bins):

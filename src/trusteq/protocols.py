@@ -204,9 +204,7 @@ class Protocol:
         examples in an order fixed before any is explained); the gold class, or the reference's prediction
         (``explain_class``)."""
         chosen = np.random.default_rng(settings.seed).permutation(len(dataset))[:settings.explain_limit]
-        gold = settings.explain_class == EXPLAIN_CLASSES[0]
-        targets = dataset.y[chosen] if gold else ref_probs[chosen].argmax(axis=1)
-        return [dataset.examples[i] for i in chosen], targets
+        return _chosen(dataset, ref_probs, chosen, settings)
 
     def runtimes(self, models: list, examples: list) -> tuple[list, dict]:
         """The models that explain (ONNX Runtime twins where they reproduce PyTorch's probabilities within 1e-5
@@ -232,11 +230,11 @@ class Protocol:
         if not self.decides or job.settings.explain_all:
             self._explain_block(job, slice(0, len(job.examples)), [ref, *cands], runs)
             counts = {c.name: len(job.examples) for c in cands}
-            return self._results(job, runs, counts), {c: _stop(n, STOPS[3]) for c, n in counts.items()}
+            return self._results(job, runs, counts), {c: _stop(n, STOPS[3], runs, c) for c, n in counts.items()}
         from .metrics.verdict import NOT_EQUIVALENT, combine
 
         open_ = [c for c in cands if combine(d["decision"] for d in job.decided[c.name].values()) != NOT_EQUIVALENT]
-        stops = {c.name: _stop(0, STOPS[1]) for c in cands if c not in open_}
+        stops = {c.name: _stop(0, STOPS[1], runs, c.name) for c in cands if c not in open_}
         counts = {c.name: 0 for c in open_}
         done = 0
         while open_ and done < len(job.examples):
@@ -248,9 +246,9 @@ class Protocol:
             for c in list(open_):
                 stop = self._stop(results, c.name, job)
                 if stop is not None:
-                    stops[c.name] = _stop(done, stop)
+                    stops[c.name] = _stop(done, stop, runs, c.name)
                     open_.remove(c)
-        stops.update({c.name: _stop(done, STOPS[2]) for c in open_})
+        stops.update({c.name: _stop(done, STOPS[2], runs, c.name) for c in open_})
         return (self._results(job, runs, counts) if runs else {}), {c.name: stops[c.name] for c in cands}
 
     def _explain_block(self, job: ExplainJob, block: slice, models: list, runs: dict) -> None:
@@ -424,6 +422,14 @@ class PaperProtocol(Protocol):
 
         return PAPER_TASKS
 
+    def select(self, dataset, ref_probs, settings):
+        """A fixed seeded sample of ``explain_limit`` examples in dataset order (descriptive: explained whole, so
+        no order of looking matters), the sample earlier versions explained, whose cached explanations and
+        committed reports carry over; the class as :meth:`Protocol.select` chooses it."""
+        rng = np.random.default_rng(settings.seed)
+        chosen = np.sort(rng.choice(len(dataset), size=min(settings.explain_limit, len(dataset)), replace=False))
+        return _chosen(dataset, ref_probs, chosen, settings)
+
     def measure(self, settings):
         """The paper's top-k word Jaccard at the first ``top_k``."""
         return f"paper_jaccard@{settings.top_k[0]}"
@@ -472,8 +478,20 @@ def _compared(plan: SeedPlan, r: int, ref: str, cands: list[str], runs: dict) ->
     return out
 
 
-def _stop(n: int, why: str) -> dict:
-    return {"explained_examples": int(n), "explain_stop": why}
+def _chosen(dataset, ref_probs: np.ndarray, chosen: np.ndarray, settings) -> tuple[list, np.ndarray]:
+    """The examples at indices ``chosen`` and the class explained for each: the gold label, or the reference's
+    prediction (``explain_class``)."""
+    gold = settings.explain_class == EXPLAIN_CLASSES[0]
+    targets = dataset.y[chosen] if gold else ref_probs[chosen].argmax(axis=1)
+    return [dataset.examples[i] for i in chosen], targets
+
+
+def _stop(n: int, why: str, runs: dict, name: str) -> dict:
+    """``comparisons.<candidate>`` keys of report.json: examples explained, why no more, and the model evaluations
+    its explanations record (every run of every explainer; an exact explanation shared by two seeds counts in
+    each)."""
+    evaluations = sum(e.n_evals for (_, m, _), explanations in runs.items() if m == name for e in explanations[:n])
+    return {"explained_examples": int(n), "explain_stop": why, "explain_evaluations": int(evaluations)}
 
 
 #: Registered protocols by name (the values of the ``protocol`` option).

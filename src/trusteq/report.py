@@ -31,7 +31,7 @@ import numpy as np
 from .cache import atomic_write_bytes, atomic_write_text
 from .display import AlignmentDisplay, ReliabilityDisplay
 from .metrics.alignment import top_k
-from .metrics.verdict import GROSS_COSINE
+from .metrics.verdict import GROSS_COSINE, NOT_EXPLAINED
 from .protocols import Protocol, SeedPlan, get_protocol
 from .results import CompareResult
 from .validation import check_output_dir
@@ -322,7 +322,7 @@ MARKS = {"equivalent": "✓", "not equivalent": "✗", "inconclusive": "?"}
 def _part_name(dimension: str, name: str, p: dict) -> str:
     if p.get("statistic") is None and p.get("reason") and name not in _PART_NAMES:
         return f"{dimension}: {p.get('measure', name)} (descriptive)"
-    label = _PART_NAMES.get(name, name).format(measure=p.get("measure", ""), threshold=p.get("threshold", ""))
+    label = _PART_NAMES.get(name, name).format(measure=p.get("measure", ""), threshold=p.get("threshold", GROSS_COSINE))
     return f"{dimension}: {label}"
 
 
@@ -395,6 +395,8 @@ def _findings(s) -> list[str]:
             if p["decision"] == "not equivalent":
                 text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} is outside its margin ({p['test']}, "
                             f"{p['margin']})")
+            elif p.get("reason") == NOT_EXPLAINED:
+                continue  # said once, by the stop sentence
             elif p.get("reason"):
                 text.append(f"{label}: not decided ({p['reason']})")
             elif p["decision"] == "inconclusive":
@@ -597,7 +599,7 @@ def _untested(s, dimension: dict) -> str:
     if not dimension.get("reason"):
         return ""
     why = dimension["reason"]
-    short = "descriptive" if _descriptive(s) else "not explained" if why == "no explained examples" else why
+    short = "descriptive" if _descriptive(s) else "not explained" if why == NOT_EXPLAINED else why
     return f" (not tested: {short})"
 
 

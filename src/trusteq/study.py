@@ -247,7 +247,9 @@ def estimate_study(path, experiments=None) -> str:
     ``experiments``: names, default all (see :func:`run_study`). Runs nothing:
     reads the data and measures each model's throughput on 64 test pairs (see
     :class:`Estimate`). Built models count 0; cached
-    predictions and explanations are not discounted.
+    predictions and explanations are not discounted. Explanations are costed at
+    the cap (``explain_limit``) for every model: sequentially explained
+    comparisons stop earlier, so their figure is an upper bound (marked "at most").
 
     Raises
     ------
@@ -265,13 +267,22 @@ def estimate_study(path, experiments=None) -> str:
         if model is not None:
             title = f"{name}: model {model}" + (" (built: reused)" if est.built(name, model) else "")
         else:
+            bound = "at most " if _sequential(exp, comparison) else ""
             title = _stage_title(name, exp, comparison) + " (" + ", ".join(
-                f"{k} {_duration(v)}" for k, v in parts.items()) + ")"
+                f"{k} {'' if k == 'predictions' else bound}{_duration(v)}" for k, v in parts.items()) + ")"
         lines.append(f"[{i + 1}/{len(plan)}] {title}: {_duration(seconds)}")
         per_experiment[name] = per_experiment.get(name, 0.0) + seconds
     lines += [f"{name}: {_duration(t)} in all" for name, t in per_experiment.items()]
     lines.append(f"total: {_duration(sum(est.costs))}")
     return "\n".join(lines)
+
+
+def _sequential(exp: dict, comparison: str | None) -> bool:
+    """Whether a comparison explains sequentially (stops before the cap when it can)."""
+    from .protocols import get_protocol
+
+    s = _compare_settings(_compare_kwargs(exp, comparison), "")
+    return bool(s.explainers) and get_protocol(s.protocol).decides and not s.explain_all
 
 
 def _open(path, experiments=None):

@@ -1,7 +1,8 @@
-"""Confidence intervals the verdict reads, each checked by simulation (tests/test_coverage.py).
+"""Fixed-n confidence intervals the verdict reads, each checked by simulation (tests/test_coverage.py).
 
-* :func:`mean_interval` - mean of per-example values (alignment gaps, Brier
-  differences): Student t interval (``scipy.stats.ttest_1samp``);
+Means of bounded per-example values (alignment, Brier differences) are read from confidence sequences
+instead (:mod:`trusteq.metrics.sequences`).
+
 * :func:`proportion_interval` - a proportion (flip rate, agreement): Wilson score
   interval (``statsmodels``; Wilson 1927), never of zero width;
 * :func:`paired_accuracy_difference` - difference of two accuracies on the same
@@ -29,56 +30,11 @@ import numpy as np
 from ..validation import check_at_least, check_probabilities
 from .calibration import bin_indices
 
-__all__ = ["mean_interval", "proportion_interval", "paired_accuracy_difference", "tango_statistic", "squared_calibration_error",
+__all__ = ["proportion_interval", "paired_accuracy_difference", "tango_statistic", "squared_calibration_error",
            "calibration_error", "paired_calibration_difference", "CALIBRATION_ESTIMATOR"]
 
 CALIBRATION_ESTIMATOR = ("debiased squared top-label calibration error, 15 equal-width bins (Kumar et al. 2019); "
                          "calibration_error is its signed square root")
-
-
-def mean_interval(values, *, level: float = 0.90) -> dict:
-    """Mean of per-example values with its Student t interval.
-
-    Chosen over scipy's BCa, percentile and basic bootstrap by simulation of
-    bounded, skewed and discrete values (many zeros) at n = 20-100: with 10% of
-    values non-zero (like a per-example Brier difference) at n = 100 the t
-    interval covered 0.874 at nominal 0.90, BCa 0.766 (tests/test_coverage.py).
-
-    Parameters
-    ----------
-    values : array-like of float, shape (n,)
-        E.g. per-example alignment gaps in [-2, 2]; NaN values are left out (and counted out of ``n``).
-    level : float in (0, 1), default=0.90
-
-    Returns
-    -------
-    dict with ``value`` (mean of the finite values; None when there are none),
-    ``interval`` ([low, high] containing ``value``; [v, v] when every value is
-    v; [None, None] with fewer than 2 finite values), ``n`` (finite values) and
-    ``method``. ``mean -/+ t_{n-1} s / sqrt(n)`` (Student 1908), from
-    ``scipy.stats.ttest_1samp(...).confidence_interval``.
-
-    Raises
-    ------
-    ValueError
-        ``values`` not 1-D or infinite.
-    """
-    from scipy.stats import ttest_1samp
-
-    x = np.asarray(values, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"values must be 1-D (n,), got shape {x.shape}")
-    if np.isinf(x).any():
-        raise ValueError(f"values contain infinite values (first at index {int(np.argmax(np.isinf(x)))})")
-    x = x[~np.isnan(x)]
-    out = {"value": float(x.mean()) if x.size else None, "interval": [None, None], "n": int(x.size),
-           "method": "Student t interval"}
-    if x.size >= 2 and np.ptp(x) == 0:
-        out["interval"] = [out["value"], out["value"]]
-    elif x.size >= 2:
-        ci = ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
-        out["interval"] = [float(ci.low), float(ci.high)]
-    return out
 
 
 def proportion_interval(count: int, n: int, *, level: float = 0.90, method: str = "wilson") -> list[float]:

@@ -13,7 +13,7 @@ A CS ``[lower_t, upper_t]``, t = 1..n, holds for every distribution on
 ``[lower, upper]`` and at every t at once: P(the mean is outside the interval
 at some t) <= alpha. So the data may be looked at after every example and the
 comparison stopped whenever the interval decides (optional stopping), which a
-fixed-n interval (:func:`~trusteq.metrics.intervals.mean_interval`) does not
+fixed-n interval (a Student t interval) does not
 allow. The price is width: 1.5-2.1 times a fixed-n 95% t interval's at
 n = 1,000 and 1.9-2.7 times at n = 10,000 (measured on uniform, Bernoulli,
 Beta and skewed values), growing slowly with n.

@@ -43,7 +43,7 @@ import numpy as np
 __all__ = ["EQUIVALENT", "NOT_EQUIVALENT", "INCONCLUSIVE", "DECISIONS", "TESTS", "MARGINS", "MARGIN_REASONS",
            "decide", "combine", "part", "undecided", "dimension", "verdict", "redecide", "samples_to_decide",
            "decide_predictions", "decide_calibration", "decide_explanations", "check_margins", "CALIBRATION_TESTS",
-           "GROSS_COSINE", "MIN_FLOOR", "MAX_TO_DECIDE", "sequence_samples_to_decide"]
+           "GROSS_COSINE", "MIN_FLOOR", "MAX_TO_DECIDE", "NOT_EXPLAINED", "sequence_samples_to_decide"]
 
 EQUIVALENT, NOT_EQUIVALENT, INCONCLUSIVE = "equivalent", "not equivalent", "inconclusive"
 DECISIONS = (EQUIVALENT, NOT_EQUIVALENT, INCONCLUSIVE)
@@ -78,6 +78,8 @@ GROSS_COSINE = 0.5
 #: Below this mean noise floor (either model) the explanation agreement is not tested: the explainer is too noisy
 #: for a correction by the floors (it would divide by more than 2).
 MIN_FLOOR = 0.5
+#: The reason of an explanation part without explained examples.
+NOT_EXPLAINED = "no explained examples"
 #: Sample sizes to decide above this are reported as not reachable (None).
 MAX_TO_DECIDE = 50_000
 _POWER = 0.8
@@ -508,7 +510,7 @@ def decide_explanations(cross, floor_reference, floor_candidate, *, measure: str
     n = c.size
     common = {"n": n, "alpha": alpha, "measure": measure, "undefined": undefined}
     if n == 0:
-        reason = "no explained examples"
+        reason = NOT_EXPLAINED
         return dimension({
             "agreement": undecided(reason, margin=margins["explanation"], test="non-inferiority",
                                    margin_name="explanation", **common),
