@@ -51,21 +51,32 @@ def models_table(report: dict) -> str:
 
 
 def explanations_table(report: dict) -> str:
-    """Per model and explainer: Jaccard@10 and cosine with the reference, beside the noise floors."""
+    """Per model and explainer: Jaccard@10 and cosine with the reference, beside the noise floors, and how many
+    examples explained each candidate (sequential stopping: why no more)."""
     k = report["settings"]["top_k"][0]
     measure = report["settings"]["verdict_measure"]
     explainers = report["settings"]["explainers"]
-    head = " | ".join(f"{e.upper()} Jaccard@{k} | {e.upper()} {measure}" for e in explainers)
-    rows = [f"| model | {head} |", "|---|" + "---|" * (2 * len(explainers))]
     floor = report["noise_floor"]
-    cells = [f"floor {_f(floor[e][key]['mean'])}" for e in explainers
-             for key in (f"jaccard@{k}", measure)]
-    rows.append(f"| {report['reference']} (reference, its noise floor) | " + " | ".join(cells) + " |")
+    if not floor:
+        return ("No explanations were computed: every candidate's verdict was decided by its predictions or "
+                "calibration before any example was explained.")
+    head = " | ".join(f"{e.upper()} Jaccard@{k} | {e.upper()} {measure}" for e in explainers)
+    rows = [f"| model | explained | {head} |", "|---|---|" + "---|" * (2 * len(explainers))]
+    cells = [f"floor {_f(floor[e][key]['mean'])}" for e in explainers for key in (f"jaccard@{k}", measure)]
+    rows.append(f"| {report['reference']} (reference, its noise floor) | {report['settings']['explained_examples']} | "
+                + " | ".join(cells) + " |")
     for name in report["candidates"]:
         c = report["comparisons"][name]
+        explained = f"{c.get('explained_examples', report['settings']['explained_examples'])}"
+        if "explain_stop" in c:
+            explained += f" ({c['explain_stop']})"
+        if "alignment" not in c:
+            rows.append(f"| {name} vs {report['reference']} | {explained} | " + " | ".join(
+                ["–"] * (2 * len(explainers))) + " |")
+            continue
         cells = [f"{_f(c['alignment'][e][key]['mean'])} (floor {_f(c['noise_floor'][e][key]['mean'])})"
                  for e in explainers for key in (f"jaccard@{k}", measure)]
-        rows.append(f"| {name} vs {report['reference']} (its own floor) | " + " | ".join(cells) + " |")
+        rows.append(f"| {name} vs {report['reference']} (its own floor) | {explained} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -75,7 +86,9 @@ def _decision(dim: dict) -> str:
              f"{_f(p['interval'][1], True)}] (margin {p['margin']:g}"
              + (f", {p['decision']})" if len(dim["parts"]) > 1 else ")")
              for name, p in dim["parts"].items() if p.get("statistic") is not None]
-    return f"{dim['decision']}: " + "; ".join(parts) if parts else dim["decision"]
+    if parts:
+        return f"{dim['decision']}: " + "; ".join(parts)
+    return f"{dim['decision']} ({dim['reason']})" if dim.get("reason") else dim["decision"]
 
 
 def verdict_table(report: dict) -> str:

@@ -80,7 +80,7 @@ def models() -> dict[str, CallableClassifier]:
     return {name: CallableClassifier(fn, LABELS, name) for name, fn in fns.items()}
 
 
-def run(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 40, single: bool = False, **kwargs):
+def run(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 600, single: bool = False, **kwargs):
     """``trusteq.compare`` of the reference with every control (on single texts with ``single``)."""
     import trusteq
 

@@ -229,7 +229,7 @@ def test_skip_invalid_reports_dropped_rows(nli_models, tmp_path):
 def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_models, shared_data, tmp_path):
     r = trusteq.compare(str(nli_models["ref"]), [str(nli_models["small"])], shared_data / "snli/test.tsv", task="nli",
                         limit=30, explainers=["lime", "shap"], lime_samples=40, shap_evals=120, explain_limit=4,
-                        explain_repeats=3, n_boot=50, progress=False)
+                        explain_repeats=3, explain_all=True, n_boot=50, progress=False)
     s = r.summary["settings"]
     assert s["explain_seeds"]["noise_floor"] == [[0, 1], [3, 4], [6, 7]]
     assert s["explain_seeds"]["candidate_floor"] == [[1, 2], [4, 5], [7, 8]]
@@ -256,12 +256,10 @@ def test_explain_repeats_use_disjoint_seeds_and_floors_for_every_model(nli_model
     assert own["repeat_means"][2] == pytest.approx(np.mean(cosines(run("small", 7), run("small", 8))))
     floor = r["noise_floor"]["lime"]["cosine"]
     assert floor["repeat_means"][1] == pytest.approx(np.mean(cosines(run("ref", 3), run("ref", 4))))
-    gap = r["comparisons"]["small"]["verdict"]["dimensions"]["explanations.lime"]["parts"]["gap"]
-    expected = np.mean(np.mean(cross, axis=0) - (np.mean([cosines(run("ref", 3 * k), run("ref", 3 * k + 1))
-                                                          for k in range(3)], axis=0)
-                                                  + np.mean([cosines(run("small", 3 * k + 1), run("small", 3 * k + 2))
-                                                             for k in range(3)], axis=0)) / 2)
-    assert gap["statistic"] == pytest.approx(expected)
+    agreement = r["comparisons"]["small"]["verdict"]["dimensions"]["explanations.lime"]["parts"]["agreement"]
+    floors = (np.mean([cosines(run("ref", 3 * k), run("ref", 3 * k + 1)) for k in range(3)], axis=0)
+              + np.mean([cosines(run("small", 3 * k + 1), run("small", 3 * k + 2)) for k in range(3)], axis=0)) / 2
+    assert agreement["statistic"] == pytest.approx(np.mean(np.mean(cross, axis=0)) / np.mean(floors) - 1)
     # SHAP follows the same seeds; an exact explanation is shared by every seed, an estimated one is seeded
     shap = r.explanations["shap"]
     assert [(x.model, x.seed) for x in shap.runs] == [(x.model, x.seed) for x in lime.runs]

@@ -184,7 +184,7 @@ def test_shap_on_a_single_text_is_exact_and_efficient():
 
 @pytest.fixture(scope="module")
 def single_controls():
-    return controls.run(single=True, explain_limit=30)
+    return controls.run(single=True)
 
 
 @pytest.mark.slow

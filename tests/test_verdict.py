@@ -48,16 +48,16 @@ def test_interval_form_equals_statsmodels_ttost_paired():
     assert agree == 300 and 20 < decided < 280
 
 
-def test_bootstrap_interval_decides_like_ttost_on_a_clear_case():
-    from trusteq.metrics.intervals import mean_interval
+def test_confidence_sequence_decides_like_ttost_on_a_clear_case():
+    from trusteq.metrics.sequences import mean_cs
 
     rng = np.random.default_rng(1)
-    x2 = rng.uniform(0.5, 0.9, 150)
-    x1 = x2 + rng.normal(0.005, 0.05, 150)
-    interval = mean_interval(x1 - x2, level=0.90)["interval"]
+    x2 = rng.uniform(0.5, 0.9, 600)
+    x1 = x2 + rng.normal(0.005, 0.05, 600)
+    interval = mean_cs(x1 - x2, lower=-1, upper=1, alpha=0.05)["interval"]
     assert decide(interval, 0.05, "TOST") == EQUIVALENT and ttost_paired(x1, x2, -0.05, 0.05)[0] < 0.05
-    x1 = x2 - 0.2 + rng.normal(0, 0.05, 150)
-    interval = mean_interval(x1 - x2, level=0.90)["interval"]
+    x1 = x2 - 0.2 + rng.normal(0, 0.05, 600)
+    interval = mean_cs(x1 - x2, lower=-1, upper=1, alpha=0.05)["interval"]
     assert decide(interval, 0.05, "TOST") == NOT_EQUIVALENT and ttost_paired(x1, x2, -0.05, 0.05)[0] > 0.5
 
 

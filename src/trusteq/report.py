@@ -31,7 +31,7 @@ import numpy as np
 from .cache import atomic_write_bytes, atomic_write_text
 from .display import AlignmentDisplay, ReliabilityDisplay
 from .metrics.alignment import top_k
-from .metrics.verdict import GROSS_COSINE, NOT_EXPLAINED
+from .metrics.verdict import GROSS_COSINE, MAX_TO_DECIDE, NOT_EXPLAINED
 from .protocols import Protocol, SeedPlan, get_protocol
 from .results import CompareResult
 from .validation import check_output_dir
@@ -340,7 +340,7 @@ def _part_note(p: dict) -> str:
     if p["decision"] == "inconclusive" and p.get("interval") is not None:
         n = p.get("n_to_decide")
         notes.append(f"about {n:,} examples would decide (80% power)" if n else
-                     "no sample size within a million examples would decide")
+                     f"no sample size up to {MAX_TO_DECIDE:,} examples would decide")
     if p.get("anytime"):
         notes.append("confidence sequence")
     return "; ".join(x for x in notes if x)
@@ -401,7 +401,7 @@ def _findings(s) -> list[str]:
                 text.append(f"{label}: not decided ({p['reason']})")
             elif p["decision"] == "inconclusive":
                 more = (f"; about {p['n_to_decide']:,} examples would decide" if p.get("n_to_decide") else
-                        "; no sample size within a million examples would decide")
+                        f"; no sample size up to {MAX_TO_DECIDE:,} examples would decide")
                 text.append(f"{label} {p['statistic']:+.3f} {_interval(p)} neither within nor outside its margin "
                             f"({p['margin']}){more}")
         out.append("; ".join(text) + "." + _stop_sentence(s, c))
