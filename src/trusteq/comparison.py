@@ -342,7 +342,11 @@ def _explain(protocol: Protocol, models: list[TaskModel], dataset: Dataset, ref_
     if not s.explainers:
         return Explained([], {}, {}, {})
     examples, targets = protocol.select(dataset, ref_probs, s)
-    runtimes, records = protocol.runtimes(models, examples)
+    wanted = set(protocol.to_explain(decided, s)) | {models[0].name}  # no runtime for a model never explained
+    twins, records = protocol.runtimes([m for m in models if m.name in wanted], examples) if len(wanted) > 1 \
+        else ([], {})
+    by_name = {m.name: m for m in twins}
+    runtimes = [by_name.get(m.name, m) for m in models]
     job = ExplainJob(runtimes, examples, targets, s, dataset.task, executor, margins, decided)
     results, stops = protocol.explain(job)
     explained = max((len(r.explanations) for x in results.values() for r in x.runs), default=0)

@@ -231,9 +231,7 @@ class Protocol:
             self._explain_block(job, slice(0, len(job.examples)), [ref, *cands], runs)
             counts = {c.name: len(job.examples) for c in cands}
             return self._results(job, runs, counts), {c: _stop(n, STOPS[3], runs, c) for c, n in counts.items()}
-        from .metrics.verdict import NOT_EQUIVALENT, combine
-
-        open_ = [c for c in cands if combine(d["decision"] for d in job.decided[c.name].values()) != NOT_EQUIVALENT]
+        open_ = [c for c in cands if c.name in self.to_explain(job.decided, job.settings)]
         stops = {c.name: _stop(0, STOPS[1], runs, c.name) for c in cands if c not in open_}
         counts = {c.name: 0 for c in open_}
         done = 0
@@ -250,6 +248,15 @@ class Protocol:
                     open_.remove(c)
         stops.update({c.name: _stop(done, STOPS[2], runs, c.name) for c in open_})
         return (self._results(job, runs, counts) if runs else {}), {c.name: stops[c.name] for c in cands}
+
+    def to_explain(self, decided: dict, settings: CompareSettings) -> list[str]:
+        """The candidates this protocol may explain, given the dimensions already ``decided`` (see
+        :class:`ExplainJob`): sequentially, those whose verdict is not yet "not equivalent"; else all."""
+        from .metrics.verdict import NOT_EQUIVALENT, combine
+
+        if not self.decides or settings.explain_all:
+            return list(decided)
+        return [c for c, dims in decided.items() if combine(d["decision"] for d in dims.values()) != NOT_EQUIVALENT]
 
     def _explain_block(self, job: ExplainJob, block: slice, models: list, runs: dict) -> None:
         """Explain ``job.examples[block]`` with ``models`` (reference first) and every explainer and seed of the
