@@ -118,3 +118,13 @@ def test_check_margins():
         check_margins({"acc": 0.02}, 0.05)
     with pytest.raises(ValueError, match="alpha"):
         check_margins(None, 0.5)
+
+
+def test_gross_disagreement_threshold_scales_with_the_noise_floor():
+    from trusteq.metrics.verdict import gross_disagreements
+
+    cross = np.array([0.45, 0.45, 0.2, np.nan, 0.9])
+    exact = gross_disagreements(cross, np.ones(5), np.ones(5))
+    noisy = gross_disagreements(cross, np.full(5, 0.8), np.full(5, 0.8))  # threshold 0.4: a noisy copy's 0.45 is fine
+    assert exact.tolist() == [1, 1, 1, 1, 0] and noisy.tolist() == [0, 0, 1, 1, 0]
+    assert gross_disagreements(cross, np.full(5, np.nan), np.ones(5)).tolist() == exact.tolist()  # NaN floor = 1

@@ -22,7 +22,7 @@ import pytest
 
 from trusteq.metrics.sequences import VERDICT_TRUNCATION, betting_cs, mean_cs
 from trusteq.metrics.verdict import (EQUIVALENT, GROSS_COSINE, MARGINS, NOT_EQUIVALENT, decide_calibration,
-                                     decide_explanations, decide_predictions)
+                                     decide_explanations, decide_predictions, gross_disagreements)
 
 ALPHA = 0.05
 POP = 100_000
@@ -109,8 +109,10 @@ def agreement_at_margin(c, fr, fc):
 
 
 def gross_at_margin(c):
-    """(equivalent, not equivalent) of the gross-disagreement part: the sequence of its indicator."""
-    lo, hi = mean_cs((c < GROSS_COSINE) | np.isnan(c), lower=0.0, upper=1.0, alpha=ALPHA)["interval"]
+    """(equivalent, not equivalent) of the gross-disagreement part: the sequence of its indicator (exact floors, as
+    the gross population has)."""
+    lo, hi = mean_cs(gross_disagreements(c, np.ones(c.size), np.ones(c.size)), lower=0.0, upper=1.0,
+                     alpha=ALPHA)["interval"]
     m = MARGINS["gross_disagreement"]
     return hi < m, lo > m
 
@@ -248,7 +250,8 @@ def test_agreement_decision_is_one_sequence_at_the_margin():
         eq, neq = agreement_at_margin(c, fr, fc)
         want = EQUIVALENT if eq else NOT_EQUIVALENT if neq else "inconclusive"
         assert dim["parts"]["agreement"]["decision"] == want, (name, dim["parts"]["agreement"], want)
-        gross = mean_cs(c < GROSS_COSINE, lower=0.0, upper=1.0, alpha=ALPHA)["interval"]
+        gross = mean_cs(((c < GROSS_COSINE * (fr + fc) / 2) | np.isnan(c)).astype(float), lower=0.0, upper=1.0,
+                        alpha=ALPHA)["interval"]  # written out: below 0.5 times the example's mean floor
         assert dim["parts"]["gross_disagreement"]["interval"] == gross, (name, gross)
         seen.add(want)
     assert seen == {EQUIVALENT, NOT_EQUIVALENT, "inconclusive"}, seen
