@@ -314,7 +314,7 @@ def _md_table(head, rows) -> str:
 _PART_NAMES = {"accuracy": "accuracy difference", "flip_rate": "flip rate (correctness flips)",
                "calibration": "calibration error added (RMS, in quadrature)", "brier": "Brier score difference",
                "agreement": "{measure} agreement beside the noise floors (delta)",
-               "gross_disagreement": "share in gross disagreement ({measure} < {threshold})"}
+               "gross_disagreement": "share in gross disagreement ({measure} < {threshold} x floor)"}
 _TEST_SIGNS = {"TOST": "within ±{m}", "non-inferiority": "above -{m}", "non-superiority": "below {m}"}
 MARKS = {"equivalent": "✓", "not equivalent": "✗", "inconclusive": "?"}
 
@@ -431,7 +431,8 @@ def _verdict_sentence(s) -> str:
         f"Explanations are compared by {st['verdict_measure']} similarity of attribution vectors: delta is the "
         f"candidate's mean {st['verdict_measure']} with the reference divided by the mean of both models' noise "
         f"floors, minus 1 (0 for a copy of the reference; a noisier explainer does not raise it), and the share of "
-        f"examples in gross disagreement ({st['verdict_measure']} below {GROSS_COSINE}) is tested beside it. "
+        f"examples in gross disagreement ({st['verdict_measure']} below {GROSS_COSINE} times the example's noise "
+        f"floor) is tested beside it. "
         + ("Every selected example is explained (--explain-all)." if st.get("explain_all") else
            f"Both are read from confidence sequences, valid however many examples are looked at: each candidate is "
            f"explained in blocks of {st.get('explain_block')} until its explanations are decided, its verdict can "
