@@ -31,6 +31,9 @@ def test_identical_copy_is_equivalent_everywhere(result):
     overall, dims = _decisions(result, "identical")
     assert overall == "equivalent", dims
     assert set(dims) == {"predictions", "calibration", "explanations.lime", "explanations.shap"}
+    # sequential: explained block by block until its explanations decide, well before the cap
+    c = result["comparisons"]["identical"]
+    assert c["explain_stop"] == "decided" and 0 < c["explained_examples"] < 600 and c["explained_examples"] % 50 == 0
 
 
 @pytest.mark.slow
@@ -39,6 +42,10 @@ def test_temperature_scaled_copy_same_predictions_other_calibration(result):
     assert dims["predictions"] == "equivalent"
     assert dims["calibration"] == "not equivalent"
     assert overall == "not equivalent"
+    # its verdict is fixed before any explanation: none is computed, and the explanation dimensions say why
+    c = result["comparisons"]["temperature"]
+    assert c["explained_examples"] == 0 and c["explain_stop"] == "verdict decided by other dimensions"
+    assert c["verdict"]["dimensions"]["explanations.lime"]["reason"] == "no explained examples"
 
 
 @pytest.mark.slow
@@ -47,6 +54,8 @@ def test_same_predictions_for_other_reasons(result):
     assert dims["predictions"] == "equivalent" and dims["calibration"] == "equivalent"
     assert dims["explanations.lime"] == "not equivalent" and dims["explanations.shap"] == "not equivalent"
     assert overall == "not equivalent"
+    c = result["comparisons"]["other_reasons"]
+    assert c["explain_stop"] == "decided" and c["explained_examples"] == 50  # one block decides it
 
 
 @pytest.mark.slow

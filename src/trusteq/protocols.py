@@ -242,7 +242,7 @@ class Protocol:
             counts.update({c.name: done for c in open_})
             results = self._results(job, runs, counts)
             for c in list(open_):
-                stop = self._stop(results, c.name, job)
+                stop = self._why_stop(results, c.name, job)
                 if stop is not None:
                     stops[c.name] = _stop(done, stop, runs, c.name)
                     open_.remove(c)
@@ -303,7 +303,7 @@ class Protocol:
         n = min(len(a), len(b))  # a candidate's examples are a prefix of the reference's
         return self.align(a[:n], b[:n], settings, task)
 
-    def _stop(self, results: dict[str, ExplainerResult], name: str, job: ExplainJob) -> str | None:
+    def _why_stop(self, results: dict[str, ExplainerResult], name: str, job: ExplainJob) -> str | None:
         """Why candidate ``name`` stops after this block (one of :data:`STOPS`), or None to go on."""
         from .metrics.verdict import INCONCLUSIVE, NOT_EQUIVALENT
 
