@@ -46,10 +46,15 @@ def test_a_floating_point_twin_is_within_margin_of_the_floors_for_every_explaine
     assert 0 < np.abs(probs["ref"] - probs["twin"]).max() < 1e-4
     for explainer in ("lime", "shap"):
         # 20 explained pairs cannot decide a confidence sequence (a copy needs about 200): the twin is never "not
-        # equivalent" and its noise-corrected agreement is within 0.02 of a copy's
+        # equivalent"; its noise-corrected agreement is within 0.02 of a copy's, or untested where LIME's floors on
+        # these small test models (about 0.43) are too low to correct for
         agreement = r["comparisons"]["twin"]["verdict"]["dimensions"][f"explanations.{explainer}"]["parts"]["agreement"]
         assert agreement["decision"] != "not equivalent", (explainer, agreement)
-        assert abs(agreement["statistic"]) < 0.02, (explainer, agreement)
-        assert r["comparisons"]["twin"]["explain_stop"] == "cap"
+        if agreement["statistic"] is None:
+            assert explainer == "lime" and agreement["reason"].startswith("explainer too noisy"), agreement
+            assert min(agreement["floors"].values()) < 0.5
+        else:
+            assert abs(agreement["statistic"]) < 0.02, (explainer, agreement)
+    assert r["comparisons"]["twin"]["explain_stop"] == "cap"
     shap = r["settings"]["explain_exact"]["shap"]
     assert shap["exact"] + shap["budget_limited"] == 20 and shap["exact"] >= 18, shap  # 99% of MRPC pairs exact
