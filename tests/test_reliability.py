@@ -19,8 +19,8 @@ from trusteq.models import TaskModel, load_model
 def _cmd(models, data, out, *extra):
     return [sys.executable, "-m", "trusteq", "compare", "--reference", str(models["ref"]), "--candidate",
             str(models["small"]), "--data", str(data), "--task", "nli", "--limit", "60", "--explainers", "lime",
-            "--explain-limit", "40", "--lime-samples", "400", "--bootstrap", "100", "--no-progress", "--out",
-            str(out), *extra]
+            "--explain-limit", "40", "--explain-all", "--lime-samples", "400", "--bootstrap", "100", "--no-progress",
+            "--out", str(out), *extra]
 
 
 def _report(out):
