@@ -203,7 +203,7 @@ def test_cli_on_ag_news(ag_models, shared_data, tmp_path):
     out = tmp_path / "out"
     assert run_cli("compare", "--reference", ag_models["ref"], "--candidate", ag_models["small"], "--data",
                    shared_data / "ag_news/test.tsv", "--task", TC, "--limit", 150, "--explain-limit", 4,
-                   "--lime-samples", 100, "--bootstrap", 200, "--no-progress", "--out", out) == 0
+                   "--explain-all", "--lime-samples", 100, "--bootstrap", 200, "--no-progress", "--out", out) == 0
     r = json.loads((out / "report.json").read_text())
     assert r["task"] == TC and r["labels"] == ["world", "sports", "business", "sci/tech"]
     assert r["data"]["texts"] == "single" and r["data"]["format"] == "ag_news"
