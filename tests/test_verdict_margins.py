@@ -230,7 +230,9 @@ def noisy_explanations(n, d, cosine, floor, rng):
 
 
 def explain(c, fr, fc):
-    return decide_explanations(c, fr, fc, measure="cosine", margins=MARGINS, alpha=ALPHA)
+    """The dimension as the comparison decides it while explaining: without the simulated sample size to decide
+    (about 0.5-13 s per inconclusive part), which no decision reads."""
+    return decide_explanations(c, fr, fc, measure="cosine", margins=MARGINS, alpha=ALPHA, plan=False)
 
 
 # ==============================================================================================================
@@ -402,7 +404,7 @@ def test_sparse_brier_on_its_margin(record_property):
     """Brier differences non-zero on 10% of examples, mean exactly +0.02, n = 1,725: each tail of the Brier part
     at most alpha + 2 se."""
     reps, pop = 2000, sparse_brier_population()
-    parts = [decide_calibration(*s, margins=MARGINS, alpha=ALPHA)["parts"]["brier"]
+    parts = [decide_calibration(*s, margins=MARGINS, alpha=ALPHA, plan=False)["parts"]["brier"]
              for s in draws(pop, reps, 1725, 50)]
     measured = rates([(p["decision"] == EQUIVALENT, p["decision"] == NOT_EQUIVALENT) for p in parts])
     record_property("rates", measured)
@@ -418,7 +420,7 @@ def test_calibration_on_its_margin(seed, test, gaps, record_property):
     0.05) or, for the two-sided test, by -0.05^2 (0.071 -> 0.05), n = 2,000: P(equivalent) at most alpha + 2 se;
     for the one-sided default, P(not equivalent) too (TOST's may reach 2 alpha by design)."""
     rng, reps = np.random.default_rng(seed), 2000
-    parts = [decide_calibration(*miscalibrated(2000, *gaps, rng), margins=MARGINS, alpha=ALPHA,
+    parts = [decide_calibration(*miscalibrated(2000, *gaps, rng), margins=MARGINS, alpha=ALPHA, plan=False,
                                 test=test)["parts"]["calibration"] for _ in range(reps)]
     measured = rates([(p["decision"] == EQUIVALENT, p["decision"] == NOT_EQUIVALENT) for p in parts])
     record_property("rates", measured)
@@ -435,7 +437,7 @@ def test_better_calibrated_candidate(record_property):
     for _ in range(reps):
         sample = miscalibrated(9824, 0.08, 0.03, rng)
         for test in out:
-            out[test].append(decide_calibration(*sample, margins=MARGINS, alpha=ALPHA,
+            out[test].append(decide_calibration(*sample, margins=MARGINS, alpha=ALPHA, plan=False,
                                                 test=test)["parts"]["calibration"]["decision"])
     measured = {f"{t}: {d}": out[t].count(d) / reps for t in out for d in (EQUIVALENT, NOT_EQUIVALENT)}
     record_property("rates", measured)
