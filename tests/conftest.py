@@ -71,8 +71,7 @@ def assert_reports_equal(a: dict, b: dict, *, drop=RUN_SPECIFIC, settings=()) ->
     assert text_a == text_b
 
 
-def assert_reports_close(a, b, *, atol: float = 1e-6, rtol: float = 0.0, ignore=(), rtol_for=None,
-                         path: str = "") -> None:
+def assert_reports_close(a, b, *, atol: float = 1e-6, rtol: float = 0.0, ignore=(), path: str = "") -> None:
     """Same structure, keys and strings; floats within ``atol`` (or ``rtol``), NaN equal to NaN.
 
     Runs that differ only in summation order (other thread counts, other batches) move fp32 probabilities by
@@ -83,30 +82,23 @@ def assert_reports_close(a, b, *, atol: float = 1e-6, rtol: float = 0.0, ignore=
     a, b : nested dicts and lists (e.g. two :func:`comparable` reports)
     atol, rtol : tolerances of ``math.isclose`` for two floats.
     ignore : keys whose values are not compared, at any depth (both reports must still have them).
-    rtol_for : {key: rel_tol}, for non-float values (counts) under a key ending with ``key``, compared within
-        ``rel_tol`` instead of exactly (e.g. ``{"n_to_decide": 1e-3}``, an advisory count).
 
     Raises
     ------
     AssertionError
         Naming the path of the first difference, e.g. ``.comparisons.small.agreement.value``.
     """
-    rtol_for = rtol_for or {}
     if isinstance(a, dict):
         assert set(a) == set(b), path
         for k in a:
             if k not in ignore:
-                assert_reports_close(a[k], b[k], atol=atol, rtol=rtol, ignore=ignore, rtol_for=rtol_for,
-                                     path=f"{path}.{k}")
+                assert_reports_close(a[k], b[k], atol=atol, rtol=rtol, ignore=ignore, path=f"{path}.{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
-            assert_reports_close(x, y, atol=atol, rtol=rtol, ignore=ignore, rtol_for=rtol_for, path=f"{path}[{i}]")
+            assert_reports_close(x, y, atol=atol, rtol=rtol, ignore=ignore, path=f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
         assert math.isclose(a, b, rel_tol=rtol, abs_tol=atol) or (math.isnan(a) and math.isnan(b)), (path, a, b)
-    elif any(path.endswith(key) for key in rtol_for):
-        tol = next(t for key, t in rtol_for.items() if path.endswith(key))
-        assert math.isclose(a, b, rel_tol=tol), (path, a, b)
     else:
         assert a == b, (path, a, b)
 
