@@ -191,10 +191,9 @@ class Protocol:
     def record(self, settings: CompareSettings) -> dict:
         """What report.json's ``settings`` records of the protocol: ``protocol``, ``explain_seeds``,
         ``verdict_measure`` (None when it does not decide) and any key of its own."""
-        sequential = self.decides and not settings.explain_all
         return {"protocol": self.name, "explain_seeds": self.seeds(settings).record(),
                 "verdict_measure": self.measure(settings) if self.decides else None,
-                "explain_block": EXPLAIN_BLOCK if sequential else None}
+                "explain_block": EXPLAIN_BLOCK if self.sequential(settings) else None}
 
     # -- explaining ----------------------------------------------------------
 
@@ -227,7 +226,7 @@ class Protocol:
         ``explain_all`` (and a descriptive protocol) explains every selected example with every model."""
         ref, cands = job.models[0], list(job.models[1:])
         runs: dict[tuple[str, str, int], list] = {}
-        if not self.decides or job.settings.explain_all:
+        if not self.sequential(job.settings):
             self._explain_block(job, slice(0, len(job.examples)), [ref, *cands], runs)
             counts = {c.name: len(job.examples) for c in cands}
             return self._results(job, runs, counts), {c: _stop(n, STOPS[3], runs, c) for c, n in counts.items()}
@@ -249,12 +248,16 @@ class Protocol:
         stops.update({c.name: _stop(done, STOPS[2], runs, c.name) for c in open_})
         return (self._results(job, runs, counts) if runs else {}), {c.name: stops[c.name] for c in cands}
 
+    def sequential(self, settings: CompareSettings) -> bool:
+        """Whether it explains in blocks and stops when it can: a protocol that decides, without ``explain_all``."""
+        return self.decides and not settings.explain_all
+
     def to_explain(self, decided: dict, settings: CompareSettings) -> list[str]:
         """The candidates this protocol may explain, given the dimensions already ``decided`` (see
         :class:`ExplainJob`): sequentially, those whose verdict is not yet "not equivalent"; else all."""
         from .metrics.verdict import NOT_EQUIVALENT, combine
 
-        if not self.decides or settings.explain_all:
+        if not self.sequential(settings):
             return list(decided)
         return [c for c, dims in decided.items() if combine(d["decision"] for d in dims.values()) != NOT_EQUIVALENT]
 
@@ -264,7 +267,7 @@ class Protocol:
         settings, ref = job.settings, models[0]
         plan = self.seeds(settings)
         examples, targets = job.examples[block], job.targets[block]
-        span = f", examples {block.start + 1}-{block.stop}" if not settings.explain_all and self.decides else ""
+        span = f", examples {block.start + 1}-{block.stop}" if self.sequential(settings) else ""
         for explainer in settings.explainers:
             run = self.runner(explainer, settings, job.task, job.executor)
             for r in range(settings.explain_repeats):

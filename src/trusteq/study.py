@@ -282,7 +282,7 @@ def _sequential(exp: dict, comparison: str | None) -> bool:
     from .protocols import get_protocol
 
     s = _compare_settings(_compare_kwargs(exp, comparison), "")
-    return bool(s.explainers) and get_protocol(s.protocol).decides and not s.explain_all
+    return bool(s.explainers) and get_protocol(s.protocol).sequential(s)
 
 
 def _open(path, experiments=None):
