@@ -20,6 +20,7 @@ VALID = {
                 {"text_a": "p", "text_b": "h", "label": "l"}, ColumnMap("p", "h", "l")),
     "label_names": (["--label-names", "a,b"], ("a", "b"), ["a", "b"], ("a", "b")),
     "limit": (["--limit", "5"], 5, 5, 5),
+    "slices": (["--slice", "genre", "--slice", "label"], ("genre", "label"), ["genre", "label"], ("genre", "label")),
     "skip_invalid": (["--skip-invalid"], True, True, True),
     "explainers": (["--explainers", "lime"], ("lime",), ["lime"], ("lime",)),
     "protocol": (["--protocol", "paper"], "paper", "paper", "paper"),
@@ -53,6 +54,7 @@ INVALID = {
     "columns": (["--text", "t", "--text-a", "p"], {"txt": "t"}, "text"),  # --text or --text-a; the key text_a
     "label_names": (["--label-names", "a,A"], ["a", "A"], "repeat a name"),
     "limit": (["--limit", "0"], 0, "limit"),
+    "slices": (["--slice", "label", "--slice", "label"], "genre", "slices"),
     "skip_invalid": (None, "maybe", "skip_invalid"),
     "explainers": (["--explainers", "lime,gradcam"], ["gradcam"], "explainers"),
     "protocol": (["--protocol", "magic"], "magic", "protocol"),

@@ -13,6 +13,7 @@ SHAP top-k Jaccard and related metrics, judged against a noise floor).
 from .comparison import compare
 from .data import ColumnMap, Dataset, Example, load_dataset
 from .errors import DataError, LabelError, ModelError, SettingsError, TrustEqError
+from .external import PredictionsFile
 from .models import CallableClassifier, HFClassifier, ONNXClassifier, load_model
 from .report import write_report
 from .results import CompareResult
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "compare", "CompareSettings", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap",
-    "load_model",
+    "load_model", "PredictionsFile",
     "HFClassifier", "ONNXClassifier", "CallableClassifier", "TrustEqError", "DataError", "LabelError", "ModelError",
     "SettingsError",
 ]

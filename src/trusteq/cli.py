@@ -41,25 +41,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare", help="compare candidate models with a reference model on labelled pairs or texts",
         description="Compare one or more candidate models with a reference model on a labelled dataset of "
-                    "sentence pairs or single texts and write report.json, report.md, report.html, reliability.png, "
-                    "alignment.png, predictions.csv and explanations.jsonl into --out.",
+                    "sentence pairs or single texts and write report.json, report.md, report.html, verdict.png, "
+                    "reliability.png, alignment.png, predictions.csv and explanations.jsonl into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = add_arguments(p, CompareSettings, groups=("models", "data", "explanations", "verdict",
                                                    "statistics and output", "execution"))
-    g["models"].add_argument("--reference", required=True, metavar="PATH_OR_ID",
-                             help="reference model: a transformers folder, an ONNX folder, or a hub id")
-    g["models"].add_argument("--candidate", required=True, action="append", metavar="PATH_OR_ID",
-                             help="candidate (compressed) model; repeat for several")
+    _model_options(g["models"])
     _custom_flag(g["models"], "names", action="append")
     _custom_flag(g["models"], "label_map", action="append")
     g["data"].add_argument("--data", required=True, metavar="PATH_OR_NAME",
                            help="data file (SNLI/GLUE/MSR/TaxiNLI/SICK formats are recognised; CSV/TSV/JSONL/Parquet "
                                 "with the column options) or hf:NAME[:CONFIG]")
     _data_options(g["data"])
+    _custom_flag(g["data"], "slices", action="append", default=[], dest="slices")
     _verdict_options(g["verdict"])
     g["statistics and output"].add_argument("--out", required=True, metavar="DIR", help="output folder")
     _workshop_parsers(sub)
     return parser
+
+
+def _model_options(g) -> None:
+    """--reference or --reference-predictions; --candidate and --candidate-predictions, at least one (compare)."""
+    ref = g.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--reference", metavar="PATH_OR_ID",
+                     help="reference model: a transformers folder, an ONNX folder, or a hub id")
+    ref.add_argument("--reference-predictions", metavar="FILE",
+                     help="the reference's predictions instead of a model: a CSV, JSONL or Parquet file with an id "
+                          "column (the data's example ids) and one probability column per class, named by the label "
+                          "or prob_<label>; named by --name, else the file name; no explanations are computed")
+    g.add_argument("--candidate", action="append", default=[], metavar="PATH_OR_ID",
+                   help="candidate (compressed) model; repeat for several")
+    g.add_argument("--candidate-predictions", action="append", default=[], type=_named_file, metavar="NAME=FILE",
+                   help="a candidate given by its predictions (a file as for --reference-predictions), named NAME, "
+                        "after the --candidate models; repeatable; its explanation dimensions are not available")
+
+
+def _named_file(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    return name.strip(), path
 
 
 def _custom_flag(g, name: str, **kwargs) -> None:
@@ -159,14 +180,21 @@ def _workshop_parsers(sub) -> None:
     p = sub.add_parser("gate", help="release gate: exit 0 when every candidate of a report is equivalent",
                        description="Read report.json, print one line per candidate and exit 0 when every candidate "
                                    "is equivalent, 1 when any is not (or is inconclusive, unless "
-                                   "--allow-inconclusive), 2 when the report is missing or malformed. Margins "
-                                   "stricter than the report's are decided again from its stored intervals.")
+                                   "--allow-inconclusive), 2 when the report or the policy is missing or malformed. "
+                                   "Margins stricter than the report's are decided again from its stored intervals. "
+                                   "A --policy file may gate some dimensions only, allow inconclusive ones per "
+                                   "dimension and ask every slice to pass.")
     p.add_argument("report", help="report.json written by trusteq compare")
     p.add_argument("--margin", type=_margin, action="append", default=[], metavar="NAME=VALUE",
                    help="a stricter margin than the report's, repeatable")
     p.add_argument("--alpha", type=float, help="must equal the report's alpha (its intervals are at 1 - 2 alpha)")
     p.add_argument("--allow-inconclusive", action="store_true", help="pass an inconclusive candidate when every inconclusive part has an "
                    "interval narrower than its margin (one inconclusive for too little data still fails)")
+    p.add_argument("--policy", metavar="FILE.yaml", help="gate policy: keys margins, alpha, require, "
+                   "allow_inconclusive, slices (docs/usage.md#gate-policy); the flags above may add to it, not "
+                   "contradict it")
+    p.add_argument("--summary", metavar="FILE.md", help="append a markdown table of the outcome to this file (a pull "
+                   "request comment, or $GITHUB_STEP_SUMMARY)")
 
     p = sub.add_parser("study", help="build the models and run the comparisons of a study file (resumable)")
     p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
@@ -277,7 +305,21 @@ def compare_settings(args) -> CompareSettings:
     """The CompareSettings of parsed ``compare`` arguments: generated flags by name, hand-built ones converted."""
     return from_arguments(CompareSettings, args, columns=_columns(args), label_names=_label_names(args),
                           label_map=_label_map(args.label_map), names=tuple(args.name) if args.name else None,
-                          margins=dict(args.margin) or None)
+                          margins=dict(args.margin) or None, slices=tuple(args.slices))
+
+
+def _compared_models(args) -> tuple:
+    """The reference and the candidates of ``compare``: model specs, and a
+    :class:`~trusteq.external.PredictionsFile` for each predictions flag (read here: a bad file is a
+    DataError before any work); SettingsError when there is no candidate."""
+    from .errors import SettingsError
+    from .external import PredictionsFile
+
+    reference = PredictionsFile(args.reference_predictions) if args.reference_predictions else args.reference
+    candidates = [*args.candidate, *(PredictionsFile(path, name=name) for name, path in args.candidate_predictions)]
+    if not candidates:
+        raise SettingsError("no candidate: give --candidate PATH_OR_ID or --candidate-predictions NAME=FILE")
+    return reference, candidates
 
 
 def _run_compare(args) -> int:
@@ -286,7 +328,8 @@ def _run_compare(args) -> int:
     from .validation import check_output_dir
 
     check_output_dir(args.out, create=False)  # before any work: a bad --out costs seconds, not a run
-    result = compare(args.reference, args.candidate, args.data, args.task, compare_settings(args))
+    reference, candidates = _compared_models(args)
+    result = compare(reference, candidates, args.data, args.task, compare_settings(args))
     page = write_report(result, args.out)
     print(Path(page).parent.resolve())
     return 0
@@ -301,7 +344,7 @@ def main(argv=None) -> int:
             from .gate import gate
 
             return gate(args.report, margins=dict(args.margin), alpha=args.alpha,
-                        allow_inconclusive=args.allow_inconclusive)
+                        allow_inconclusive=args.allow_inconclusive, policy=args.policy, summary=args.summary)
         return _run_workshop(args)
     except TrustEqError as exc:  # anything else is a bug: its traceback, exit code 1
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, always

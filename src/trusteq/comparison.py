@@ -39,6 +39,7 @@ from .predict import Predictions, fix_batching, predict
 from .protocols import ExplainJob, Explained, Protocol, get_protocol
 from .results import CompareResult, ExplainerResult, build_summary
 from .settings import CompareSettings
+from .slices import decide_slices, kept_columns, slice_record
 from .validation import check_probabilities
 
 __all__ = ["compare", "CompareResult"]
@@ -58,9 +59,13 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
     Parameters
     ----------
     reference : str, path or PairClassifier
-        Folder, hub id, ONNX folder or model object of the reference model.
+        Folder, hub id, ONNX folder or model object of the reference model, or
+        its predictions on the data (:class:`trusteq.PredictionsFile`, a model
+        trusteq cannot run: then no candidate's explanations are computed).
     candidates : sequence of the same
-        One or more candidate (compressed) models.
+        One or more candidate (compressed) models; a :class:`trusteq.PredictionsFile`
+        is compared by its stored predictions, and each explanation dimension of
+        its verdict is undecided (:data:`trusteq.external.NO_MODEL_REASON`).
     data : str, path or Dataset
         A data file or ``hf:NAME`` (see :func:`trusteq.data.load_dataset`).
     task : {"nli", "pi", "text-classification"}
@@ -190,7 +195,7 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
     timings: dict[str, float] = {}
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
-                            label_names=s.label_names)
+                            label_names=s.label_names, keep=kept_columns(s.slices))
     models = _load_models([reference, *candidates], data, s, placement)
     batching = {m.name: fix_batching(m, data.pairs) for m in models}
     timings["load"] = time.time() - started
@@ -210,18 +215,21 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
         timings["metrics"] = time.time() - t0
 
         t0 = time.time()
-        explained = _explain(protocol, models, data, probs[models[0].name], s, runner, margins, decided)
+        unexplained = protocol.unexplained(models)
+        explained = _explain(protocol, models, data, probs[models[0].name], s, runner, margins, decided, unexplained)
         alignment, noise_floor = _alignment_summaries(explained.results, s)
         timings["explain"] = time.time() - t0
 
     t0 = time.time()
-    verdicts = _verdicts(protocol, decided, explained.results, margins, s)
+    verdicts = _verdicts(protocol, decided, explained.results, margins, s, unexplained)
+    slices = _slices(protocol, data, probs, verdicts, explained, margins, s, unexplained)
     timings["verdict"] = time.time() - t0
     timings["total"] = time.time() - started
 
     summary = build_summary(dataset=data, models=models, settings=s, protocol=protocol, boot=boot,
                             explained=explained, model_section=model_section, agreement=agreement,
-                            alignment=alignment, verdicts=verdicts, noise_floor=noise_floor, margins=margins,
+                            alignment=alignment, verdicts=verdicts, slices=slices,
+                            slice_record=slice_record(s.slices), noise_floor=noise_floor, margins=margins,
                             batching=batching, device=placement, executor=executor_record, timings=timings)
     return CompareResult(summary, data, probs, explained.results, explained.ids)
 
@@ -250,6 +258,7 @@ def _load_models(specs, dataset: Dataset, s: CompareSettings, device) -> list[Ta
     for i, spec in enumerate(specs):
         model = load_model(spec, name=s.names[i] if s.names else None, max_length=s.max_length,
                            batch_size=s.batch_size, offline=s.offline, device=device or "auto", threads=s.threads)
+        model.bind(dataset)  # a predictions file: its ids and probabilities checked against the data
         models.append(TaskModel(model, dataset.label_names, s.label_map))
     seen = set()
     for m in models:
@@ -337,9 +346,13 @@ def _agreement(boot: Bootstrap, y, p_ref, p_cand, n_bins) -> dict:
 
 
 def _explain(protocol: Protocol, models: list[TaskModel], dataset: Dataset, ref_probs: np.ndarray,
-             s: CompareSettings, executor: Executor, margins: dict, decided: dict) -> Explained:
-    """Explain the examples the protocol selects, the protocol's way."""
-    if not s.explainers:
+             s: CompareSettings, executor: Executor, margins: dict, decided: dict,
+             unexplained: dict[str, str]) -> Explained:
+    """Explain the examples the protocol selects, the protocol's way; never the ``unexplained`` candidates
+    (:meth:`Protocol.unexplained`), and nothing when no candidate is left."""
+    models = [m for m in models if m.name not in unexplained]
+    decided = {c: d for c, d in decided.items() if c not in unexplained}
+    if not s.explainers or len(models) < 2:
         return Explained([], {}, {}, {})
     examples, targets = protocol.select(dataset, ref_probs, s)
     wanted = set(protocol.to_explain(decided, s)) | {models[0].name}  # no runtime for a model never explained
@@ -394,12 +407,32 @@ def _decide_outputs(models: list[TaskModel], probs: dict, y: np.ndarray, margins
 
 
 def _verdicts(protocol: Protocol, decided: dict, results: dict[str, ExplainerResult], margins,
-              s: CompareSettings) -> dict[str, dict]:
+              s: CompareSettings, unexplained: dict[str, str]) -> dict[str, dict]:
     """Per candidate, the verdict of every dimension (see :mod:`trusteq.metrics.verdict`): those decided on the
-    outputs, then each explainer's, as the protocol decides it."""
+    outputs, then each explainer's, as the protocol decides it (undecided for an ``unexplained`` candidate's
+    reason)."""
     out = {}
     for name, dims in decided.items():
-        explained = {f"explanations.{e}": protocol.decide(results.get(e), name, margins, s.alpha, s)
+        explained = {f"explanations.{e}": protocol.unavailable(unexplained[name], margins, s.alpha, s)
+                     if name in unexplained else protocol.decide(results.get(e), name, margins, s.alpha, s)
                      for e in s.explainers}
         out[name] = verdict({**dims, **explained})
     return out
+
+
+def _slices(protocol: Protocol, data: Dataset, probs: dict, verdicts: dict, explained: Explained, margins,
+            s: CompareSettings, unexplained: dict[str, str]) -> dict[str, dict]:
+    """Per candidate, the verdict of each slice (:mod:`trusteq.slices`); empty without ``--slice``."""
+    if not s.slices:
+        return {}
+
+    def explain(cand, dim, index, level):
+        if cand in unexplained:  # as in its overall verdict (see _verdicts)
+            return protocol.unavailable(unexplained[cand], margins, level, s)
+        result = explained.results.get(dim.split(".", 1)[1])
+        return protocol.decide(result.subset(index) if result is not None else None, cand, margins, level, s,
+                               plan=False)
+
+    ids = {c: explained.ids[:max((r.explained(c) for r in explained.results.values()), default=0)]
+           for c in verdicts}
+    return decide_slices(data, s.slices, probs, verdicts, explain, ids, margins, s)

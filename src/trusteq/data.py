@@ -129,12 +129,20 @@ class Example:
         Second sentence; None for a single text.
     label : str
         Gold label, a normalised name (:func:`normalize_label`).
+    columns : tuple of (str, str)
+        Other columns kept from the file (``load_dataset(keep=...)``), as
+        ``(column, value)``; a missing value is ``""``.
     """
 
     id: str
     text_a: str
     text_b: str | None
     label: str
+    columns: tuple[tuple[str, str], ...] = ()
+
+    def column(self, name: str) -> str:
+        """The kept column ``name``'s value (KeyError if it was not kept)."""
+        return dict(self.columns)[name]
 
 
 @dataclass
@@ -248,6 +256,7 @@ def load_dataset(
     split: str = "test",
     skip_invalid: bool = False,
     label_names: Sequence[str] | None = None,
+    keep: Sequence[str] = (),
 ) -> Dataset:
     """Read a labelled dataset of sentence pairs or single texts.
 
@@ -278,6 +287,9 @@ def load_dataset(
         Names of the integer label codes 0..K-1 (``--label-names``), in that
         order; overrides a known format's codes and ``columns.label_names``.
         Under ``text-classification`` it is also the class order.
+    keep : sequence of str
+        Other columns to keep on each example (:attr:`Example.columns`), e.g.
+        MNLI's ``genre`` for slices; each must exist in the file.
 
     Returns
     -------
@@ -300,7 +312,7 @@ def load_dataset(
         check_label_names(label_names)
     src = str(source)
     if src.startswith("hf:"):
-        raw, digest = _read_hf(src[3:], split, columns)
+        raw, digest = _read_hf(src[3:], split, columns, keep)
     else:
         path = Path(src)
         if not path.is_file():
@@ -310,7 +322,7 @@ def load_dataset(
         except OSError as exc:
             raise DataError(src, f"cannot read file: {exc.strerror or exc}") from exc
         digest = hashlib.sha256(data).hexdigest()
-        raw = _read_file(src, data, columns)
+        raw = _read_file(src, data, columns, keep)
     _check_texts(src, raw, task)
     raw.codes = _codes(src, label_names if label_names is not None else raw.codes, task)
     examples, dropped = _validate(src, raw, task, skip_invalid)
@@ -353,19 +365,19 @@ def _decode(path: str, data: bytes) -> str:
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
-def _read_file(path: str, data: bytes, columns: ColumnMap | None) -> _Raw:
+def _read_file(path: str, data: bytes, columns: ColumnMap | None, keep: Sequence[str] = ()) -> _Raw:
     suffix = Path(path).suffix.lower()
     if suffix == ".parquet":
         if columns is None:
             raise DataError(path, "a Parquet file needs a column mapping (--text-a, --text-b or --text, and --label)")
-        return _read_parquet(path, data, columns)
+        return _read_parquet(path, data, columns, keep)
     text = _decode(path, data)
     if not text.strip():
         raise DataError(path, "the file is empty")
     if suffix in (".jsonl", ".ndjson"):
         if columns is None:
             raise DataError(path, "a JSONL file needs a column mapping (--text-a, --text-b or --text, and --label)")
-        return _read_jsonl(path, text, columns)
+        return _read_jsonl(path, text, columns, keep)
     delimiter = "," if suffix == ".csv" else "\t"
     first = text.splitlines()[0]
     header = first.split(delimiter)
@@ -380,11 +392,11 @@ def _read_file(path: str, data: bytes, columns: ColumnMap | None) -> _Raw:
             )
         fmt, quoting, ta, tb, lab, id_col, codes = known
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting))
-        return _records(path, fmt, rows, True, ta, tb, lab, id_col, codes)
+        return _records(path, fmt, rows, True, ta, tb, lab, id_col, codes, keep)
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     return _records(
         path, "columns", rows, columns.header, columns.text_a, columns.text_b, columns.label, columns.id,
-        columns.label_names,
+        columns.label_names, keep,
     )
 
 
@@ -407,7 +419,7 @@ def _known_format(header: list[str]):
     return None
 
 
-def _records(path, fmt, rows, header, ta, tb, lab, id_col, codes) -> _Raw:
+def _records(path, fmt, rows, header, ta, tb, lab, id_col, codes, keep=()) -> _Raw:
     if header:
         if not rows:
             raise DataError(path, "the file is empty")
@@ -422,10 +434,8 @@ def _records(path, fmt, rows, header, ta, tb, lab, id_col, codes) -> _Raw:
         raise DataError(path, "the file has a header line but no data rows")
     wanted = [c for c in (ta, tb, lab) if c is not None]
     id_cols = id_col if isinstance(id_col, tuple) else ((id_col,) if id_col is not None else ())
-    keys = []
-    for col in [*wanted, *id_cols]:
-        key = _column_index(path, col, names, header)
-        keys.append(key)
+    keys = [_column_index(path, col, names, header) for col in [*wanted, *id_cols]]
+    kept = {col: _column_index(path, col, names, header) for col in keep}
     records = []
     for offset, row in enumerate(body):
         line = first_line + offset
@@ -436,6 +446,7 @@ def _records(path, fmt, rows, header, ta, tb, lab, id_col, codes) -> _Raw:
             rec["__error__"] = (None, f"expected {len(names)} fields, found {len(row)}")
         for col, key in zip([*wanted, *id_cols], keys):
             rec[col] = row[key] if key < len(row) else None
+        rec["__keep__"] = {col: row[key] if key < len(row) else "" for col, key in kept.items()}
         if id_cols:
             parts = [rec.pop(c) for c in id_cols]
             rec["__id__"] = "-".join(p or "" for p in parts)
@@ -459,7 +470,7 @@ def _column_index(path: str, col, names: list, header: bool) -> int:
     raise DataError(path, f"missing column; the header has {names}", row=1, field=str(col))
 
 
-def _read_jsonl(path: str, text: str, columns: ColumnMap) -> _Raw:
+def _read_jsonl(path: str, text: str, columns: ColumnMap, keep: Sequence[str] = ()) -> _Raw:
     records = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -479,11 +490,16 @@ def _read_jsonl(path: str, text: str, columns: ColumnMap) -> _Raw:
             rec[col] = obj.get(col)
         if columns.id is not None and obj.get(columns.id) is not None:
             rec["__id__"] = str(obj[columns.id])
+        for col in keep:
+            if col not in obj and "__error__" not in rec:
+                rec["__error__"] = (str(col), f"missing key; the object has {sorted(obj)}")
+        rec["__keep__"] = {col: _text(obj.get(col)) for col in keep}
         records.append((line_no, rec))
     return _Raw("columns", records, columns.text_a, columns.text_b, columns.label, columns.id, columns.label_names)
 
 
-def _read_parquet(path: str, data: bytes, columns: ColumnMap) -> _Raw:
+def parquet_table(path: str, data: bytes):
+    """The pyarrow Table of a Parquet file's bytes. Raises DataError: unreadable, or no rows."""
     import pyarrow.parquet as pq
 
     try:
@@ -492,21 +508,27 @@ def _read_parquet(path: str, data: bytes, columns: ColumnMap) -> _Raw:
         raise DataError(path, f"not a readable Parquet file ({exc})") from None
     if table.num_rows == 0:
         raise DataError(path, "the file has no rows")
+    return table
+
+
+def _read_parquet(path: str, data: bytes, columns: ColumnMap, keep: Sequence[str] = ()) -> _Raw:
+    table = parquet_table(path, data)
     names = table.column_names
     wanted = [c for c in (columns.text_a, columns.text_b, columns.label, columns.id) if c is not None]
-    for col in wanted:
+    for col in [*wanted, *keep]:
         if col not in names:
             raise DataError(path, f"missing column; the file has {names}", field=str(col))
-    cols = {c: table.column(c).to_pylist() for c in wanted}
+    cols = {c: table.column(c).to_pylist() for c in [*wanted, *keep]}
     records = []
     for i in range(table.num_rows):
         rec = {c: cols[c][i] for c in wanted}
+        rec["__keep__"] = {c: _text(cols[c][i]) for c in keep}
         rec["__id__"] = str(rec.pop(columns.id)) if columns.id is not None else str(i)
         records.append((i, rec))
     return _Raw("columns", records, columns.text_a, columns.text_b, columns.label, columns.id, columns.label_names)
 
 
-def _read_hf(name: str, split: str, columns: ColumnMap | None):
+def _read_hf(name: str, split: str, columns: ColumnMap | None, keep: Sequence[str] = ()):
     try:
         import datasets  # noqa: F401
     except ImportError:
@@ -524,6 +546,7 @@ def _read_hf(name: str, split: str, columns: ColumnMap | None):
     records = []
     for i, row in enumerate(ds):
         rec = {c: row[c] for c in (cols.text_a, cols.text_b, cols.label) if c is not None}
+        rec["__keep__"] = {c: _text(row.get(c)) for c in keep}
         rec["__id__"] = str(row[cols.id]) if cols.id is not None else str(i)
         records.append((i, rec))
     digest = hashlib.sha256(f"hf:{name}:{split}:{getattr(ds, '_fingerprint', '')}".encode()).hexdigest()
@@ -601,7 +624,12 @@ def _example(path, row, rec, raw, codes, allowed, task, seen) -> Example:
         raise DataError(path, f"duplicate example id {ex_id!r} (first seen at row {seen[ex_id]})", row=row,
                         field=str(raw.id) if isinstance(raw.id, (str, int)) else "id")
     seen[ex_id] = row
-    return Example(ex_id, texts[0], texts[1], label)
+    return Example(ex_id, texts[0], texts[1], label, tuple((str(k), v.strip()) for k, v in rec["__keep__"].items()))
+
+
+def _text(value) -> str:
+    """A kept column's value as text (``""`` for a missing one)."""
+    return "" if value is None else str(value)
 
 
 def _parse_label(path, row, col, value, codes, allowed, task) -> str:

@@ -8,18 +8,21 @@ touches matplotlib's global state: no backend switch, no pyplot figure unless
 * :class:`ReliabilityDisplay` - a reliability diagram of one model, built
   :meth:`~ReliabilityDisplay.from_predictions`;
 * :class:`AlignmentDisplay` - per-example alignment distributions of the
-  candidates and the noise floor for one explainer.
+  candidates and the noise floor for one explainer;
+* :class:`VerdictDisplay` - a forest plot of equivalence tests against their
+  margins, built :meth:`~VerdictDisplay.from_verdict` (rows: :func:`verdict_rows`).
 """
 
 from __future__ import annotations
 
+from textwrap import shorten
 from typing import Sequence
 
 import numpy as np
 
 from .metrics.calibration import Strategy, expected_calibration_error, reliability_diagram
 
-__all__ = ["ReliabilityDisplay", "AlignmentDisplay"]
+__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "verdict_rows"]
 
 _DIAGONAL = "_perfectly calibrated"  # a leading underscore keeps it out of legends
 
@@ -148,3 +151,187 @@ class AlignmentDisplay:
         ax.grid(axis="y", alpha=0.3)
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+
+#: Colour (Okabe-Ito, readable by most colour-blind readers) and marker of each decision; the marker alone tells
+#: them apart in grey: filled circle, cross, open circle.
+_DECISION_STYLE = {"equivalent": ("#009e73", "o", "#009e73"), "not equivalent": ("#d55e00", "X", "#d55e00"),
+                   "inconclusive": ("#e69f00", "o", "white")}
+_RELATIONS = {"TOST": "within ±{m:g}", "non-inferiority": "above −{m:g}", "non-superiority": "below {m:g}"}
+_ROW_KEYS = ("label", "statistic", "interval", "margin", "test", "decision")
+_PART_LABELS = {"accuracy": "accuracy Δ", "flip_rate": "flip rate", "calibration": "calibration added (RMS)",
+                "brier": "Brier Δ", "agreement": "agreement δ", "gross_disagreement": "gross disagreement"}
+
+
+def verdict_rows(verdict: dict) -> list[dict]:
+    """The rows of :class:`VerdictDisplay` for one candidate's verdict: one per part, in the verdict's order.
+
+    Parameters
+    ----------
+    verdict : dict
+        ``comparisons.<candidate>.verdict`` of a report (``{"overall", "dimensions": {DIM: {"parts": ...}}}``).
+
+    Returns
+    -------
+    list of dict
+        ``label`` ("predictions: flip rate"), ``group`` (the dimension), and the part's ``statistic``,
+        ``interval``, ``margin``, ``test``, ``decision``, ``n`` and ``reason`` (untested parts).
+    """
+    return [{"label": f"{dim}: {_PART_LABELS.get(name, name.replace('_', ' '))}", "group": dim,
+             **{k: p.get(k) for k in ("statistic", "interval", "margin", "test", "decision", "n", "reason")}}
+            for dim, d in verdict["dimensions"].items() for name, p in d["parts"].items()]
+
+
+class VerdictDisplay:
+    """Forest plot of equivalence tests: each statistic with its interval against its margin, one row per test.
+
+    Statistics of different tests have different units (an accuracy difference, a flip rate, a delta of
+    cosines), so every row is drawn **divided by its margin**: the margin's band has the same width on every
+    row (TOST from −1 to 1, non-inferiority from −1 rightwards, non-superiority up to +1; ticks read −m, 0,
+    +m), and the raw statistic, interval and margin are written in the row's label. The axis is clipped at
+    :data:`CLIP` margins; an interval running past it ends in an arrowhead. A row's decision is shown by colour
+    *and* marker (filled circle equivalent, cross not equivalent, open circle inconclusive) and written at the
+    row's end; an untested row (no interval) says "untested: reason" instead.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Each with ``label`` (str), ``statistic`` (float, or None when untested), ``interval`` ([lo, hi], or
+        None when untested), ``margin`` (float > 0), ``test`` ("TOST", "non-inferiority" or
+        "non-superiority") and ``decision`` ("equivalent", "not equivalent" or "inconclusive"); optionally
+        ``reason`` (why untested), ``n`` (examples, added to the label) and ``group`` (a thin line separates
+        consecutive rows of different groups). Rows are generic: parts of a verdict (:func:`verdict_rows`),
+        or slices of one part.
+    title : str, optional
+
+    Attributes
+    ----------
+    markers_ : list of matplotlib Line2D
+        One per tested row, top to bottom.
+    bands_ : list of matplotlib Rectangle
+        The margin band of each row.
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    Raises
+    ------
+    ValueError
+        A row lacks a key, has an unknown test or decision, a margin <= 0, or an interval without a statistic.
+    """
+
+    #: The axis reaches at most this many margins either side of 0.
+    CLIP = 4.0
+
+    def __init__(self, rows, *, title: str | None = None):
+        self.rows = [_check_row(i, r) for i, r in enumerate(rows)]
+        self.title = title
+
+    @classmethod
+    def from_verdict(cls, verdict: dict, *, title: str | None = None, ax=None) -> "VerdictDisplay":
+        """The rows of one candidate's verdict (:func:`verdict_rows`), then :meth:`plot`."""
+        return cls(verdict_rows(verdict), title=title).plot(ax=ax)
+
+    def plot(self, *, ax=None, legend: bool = True) -> "VerdictDisplay":
+        """Draw on ``ax`` (a new pyplot Axes if None), the first row on top."""
+        ax = _new_axes(ax)
+        limit = self._limit()
+        self.bands_, self.markers_ = [], []
+        for y, row in enumerate(self.rows):
+            self._draw_row(ax, -y, row, limit)
+        self._decorate(ax, limit, legend)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    def _limit(self) -> float:
+        """Half-width of the x axis, in margins: room for every point and interval end, within [1.5, CLIP]."""
+        ends = [abs(x) / r["margin"] for r in self.rows if r["interval"] is not None
+                for x in (*r["interval"], r["statistic"])]
+        return float(np.clip(1.1 * max(ends, default=0.0), 1.5, self.CLIP))
+
+    def _draw_row(self, ax, y: float, row: dict, limit: float) -> None:
+        from matplotlib.patches import Rectangle
+
+        lo, hi = {"TOST": (-1, 1), "non-inferiority": (-1, limit), "non-superiority": (-limit, 1)}[row["test"]]
+        self.bands_.append(ax.add_patch(Rectangle((lo, y - 0.32), hi - lo, 0.64, facecolor="#dee2e6",
+                                                  edgecolor="#adb5bd", lw=0.6, zorder=0)))
+        color, marker, face = _DECISION_STYLE[row["decision"]]
+        ax.text(1.02, y, row["decision"], transform=ax.get_yaxis_transform(), va="center", fontsize=8,
+                color=color, fontweight="bold")
+        if row["interval"] is None:
+            reason = shorten(f"untested: {row.get('reason') or 'no interval'}", 90, placeholder="…")
+            ax.text(-limit + 0.05, y, reason, va="center", fontsize=7.5, color="#495057", style="italic")
+            return
+        inner = limit - 0.1  # a statistic past the axis is drawn just inside it, beside the arrowhead
+        scaled = [min(max(x / row["margin"], -lim), lim) for x, lim in zip((*row["interval"], row["statistic"]),
+                                                                             (limit, limit, inner))]
+        ax.plot(scaled[:2], [y, y], color=color, lw=1.6, solid_capstyle="butt", zorder=2)
+        for end, raw, arrow in ((scaled[0], row["interval"][0], "<"), (scaled[1], row["interval"][1], ">")):
+            if abs(raw / row["margin"]) > limit:  # clipped: an arrowhead at the edge
+                ax.plot([end], [y], marker=arrow, color=color, ms=5, zorder=2)
+        self.markers_.append(ax.plot([scaled[2]], [y], marker=marker, ms=8, color=color, markerfacecolor=face,
+                                     mew=1.6, ls="", zorder=3)[0])
+
+    def _decorate(self, ax, limit: float, legend: bool) -> None:
+        n = len(self.rows)
+        ax.axvline(0, color="#495057", lw=0.8, ls=":", zorder=1)
+        for y in range(1, n):  # a thin line between groups
+            if self.rows[y].get("group") != self.rows[y - 1].get("group"):
+                ax.axhline(-y + 0.5, color="#ced4da", lw=0.6)
+        ax.set_yticks([-y for y in range(n)], [_row_label(r) for r in self.rows], fontsize=8)
+        ticks = np.arange(-int(limit), int(limit) + 1)
+        ax.set_xticks(ticks, [_margin_tick(int(t)) for t in ticks], fontsize=8)
+        ax.set(xlim=(-limit, limit), ylim=(-n + 0.5, 0.5))
+        ax.set_xlabel("statistic ÷ its margin m (shaded: within the margin; dotted: no difference)", fontsize=8)
+        if self.title:  # above the legend's line
+            ax.set_title(self.title, fontsize=10, loc="left", pad=18 if legend else 6)
+        if legend:
+            ax.legend(handles=_legend_handles(), loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, fontsize=7.5,
+                      frameon=False, handletextpad=0.3, columnspacing=1.0, borderaxespad=0.2)
+
+
+def _check_row(i: int, row) -> dict:
+    """A row of :class:`VerdictDisplay` as a dict, checked; see its Raises."""
+    from .metrics.verdict import DECISIONS, TESTS
+
+    missing = [k for k in _ROW_KEYS if k not in row]
+    name = f"row {i} ({row.get('label', '?')!r})"
+    if missing:
+        raise ValueError(f"{name} lacks {missing}; a row needs {list(_ROW_KEYS)}")
+    if row["test"] not in TESTS or row["decision"] not in DECISIONS:
+        raise ValueError(f"{name}: test must be one of {list(TESTS)} and decision one of {list(DECISIONS)}, got "
+                         f"{row['test']!r} and {row['decision']!r}")
+    if not (isinstance(row["margin"], (int, float)) and row["margin"] > 0):
+        raise ValueError(f"{name}: margin must be a number > 0, got {row['margin']!r}")
+    if row["interval"] is not None and (row["statistic"] is None or len(row["interval"]) != 2):
+        raise ValueError(f"{name}: a tested row needs a statistic and an interval [lo, hi], got "
+                         f"{row['statistic']!r} and {row['interval']!r}")
+    return dict(row)
+
+
+def _row_label(row: dict) -> str:
+    """The row's label over its raw numbers: "0.012 [0.009, 0.017], below 0.05 (non-superiority), n=1725"."""
+    n = f", n={row['n']:,}" if row.get("n") is not None else ""
+    rule = f"{_RELATIONS[row['test']].format(m=row['margin'])} ({row['test']}){n}"
+    if row["interval"] is None:
+        return f"{row['label']}\nuntested; {rule}"
+    lo, hi = row["interval"]
+    return f"{row['label']}\n{_number(row['statistic'])} [{_number(lo)}, {_number(hi)}], {rule}"
+
+
+def _number(x: float) -> str:
+    """Three decimals with a true minus sign, and no "−0.000"."""
+    text = f"{x:.3f}"
+    return "0.000" if text == "-0.000" else text.replace("-", "−")
+
+
+def _margin_tick(t: int) -> str:
+    return "0" if t == 0 else f"{'−' if t < 0 else '+'}{abs(t) if abs(t) > 1 else ''}m"
+
+
+def _legend_handles() -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    marks = [Line2D([], [], ls="", marker=m, ms=7, color=c, markerfacecolor=f, mew=1.4, label=d)
+             for d, (c, m, f) in _DECISION_STYLE.items()]
+    return [*marks, Patch(facecolor="#dee2e6", edgecolor="#adb5bd", label="within the margin")]

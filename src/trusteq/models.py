@@ -86,6 +86,12 @@ class PairClassifier:
         on-disk prediction cache for this model.
     max_length : int or None
         Maximum number of tokens per pair; longer pairs are truncated.
+    no_model : str or None
+        Why there is no model to run (None: there is): a stand-in whose
+        probabilities are stored (:meth:`lookup`, e.g.
+        :class:`trusteq.external.PredictionsFile`). It is never batched,
+        explained or sent to an executor, and its explanation dimensions are
+        undecided for this reason.
     """
 
     name: str
@@ -93,10 +99,19 @@ class PairClassifier:
     fingerprint: str | None = None
     max_length: int | None = None
     kind: str = "model"
+    no_model: str | None = None
 
     def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
         """Class probabilities, shape (n, C), float64, rows sum to 1 (a progress bar over batches if asked)."""
         raise NotImplementedError
+
+    def bind(self, dataset) -> None:
+        """Check the model against the data of a comparison before any work (a :class:`~trusteq.data.Dataset`;
+        default: nothing to check). Raises :class:`~trusteq.errors.DataError` where they do not fit."""
+
+    def lookup(self, ids: Sequence[str]) -> np.ndarray | None:
+        """Stored probabilities (n, C) of the examples ``ids`` of the bound data, or None: run the model."""
+        return None
 
     def count_truncated(self, pairs: Pairs) -> int:
         """Number of pairs longer than ``max_length`` tokens (0 if unknown)."""
@@ -617,6 +632,12 @@ class TaskModel:
     def batch_plan(self, pairs: Pairs) -> list[np.ndarray]:
         """The model calls ``self(pairs)`` makes: the indices of each call's pairs, in call order."""
         return self.model.batch_plan(pairs)
+
+    def lookup(self, ids: Sequence[str]) -> np.ndarray | None:
+        """Stored probabilities (n, K) in task order of examples ``ids`` (:meth:`PairClassifier.lookup`, validated
+        as model output), or None for a model that is run."""
+        probs = self.model.lookup(ids)
+        return None if probs is None else self._task_order(probs, len(ids))
 
     def predict_batch(self, pairs: Pairs) -> np.ndarray:
         """Probabilities (n, K) in task order of ``pairs`` in one model call: for a batch of

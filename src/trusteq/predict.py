@@ -57,6 +57,10 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
     example ids (not the device or executor: they compute the same batches).
     Models without a fingerprint are never cached.
 
+    A model with stored probabilities (:meth:`~trusteq.models.TaskModel.lookup`,
+    e.g. a predictions file) is not run: its rows for the dataset's ids are
+    returned, with no cache entry and no executor.
+
     Parameters
     ----------
     executor : trusteq.executors.Executor, optional
@@ -67,6 +71,9 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
     ModelError
         The model returns invalid probabilities.
     """
+    stored = model.lookup(dataset.ids)
+    if stored is not None:
+        return Predictions(model.name, stored, 0, False)
     fp = model.fingerprint
     path = None
     if use_cache and fp is not None:
@@ -191,6 +198,8 @@ def fix_batching(model: TaskModel, pairs: Sequence[tuple[str, str]], n_check: in
     dict for report.json: ``batching`` (the policy used), ``max_abs_diff``
     (batched vs alone) and ``checked_pairs``.
     """
+    if model.model.no_model:  # stored probabilities: no model calls to batch
+        return {"batching": "none (stored predictions)", "checked_pairs": 0}
     sample = list(pairs[:n_check])
     if len(sample) < 2:
         return {"batching": model.batching, "checked_pairs": len(sample)}

@@ -324,6 +324,19 @@ class Protocol:
         ``result`` None when nothing was explained; ``plan=False``: without ``n_to_decide`` (while explaining)."""
         raise NotImplementedError
 
+    def unexplained(self, models: list) -> dict[str, str]:
+        """The candidates that cannot be explained, each with why (see :meth:`unavailable`): a model with nothing
+        to run (:attr:`~trusteq.models.PairClassifier.no_model`, e.g. predictions from a file), and every candidate
+        when the reference is one. ``models``: TaskModels, reference first. The comparison explains none of them
+        (:meth:`to_explain`, :meth:`runtimes` and :meth:`explain` never see them)."""
+        ref = models[0].model.no_model
+        return {m.name: ref or m.model.no_model for m in models[1:] if ref or m.model.no_model}
+
+    def unavailable(self, reason: str, margins, alpha: float, settings: CompareSettings) -> dict:
+        """The explanation dimension of a candidate that cannot be explained: the parts :meth:`decide` gives,
+        each undecided (:func:`trusteq.metrics.verdict.undecided`) for ``reason``, on no examples."""
+        raise NotImplementedError
+
     def exact_record(self, result: ExplainerResult, settings: CompareSettings) -> dict:
         """``settings.explain_exact.<explainer>`` of report.json: evaluations per explanation (mean, max)."""
         evals = np.array([e.n_evals for r in result.runs for e in r.explanations], dtype=np.float64)
@@ -382,6 +395,16 @@ class PairProtocol(Protocol):
         return decide_explanations(cross, result.noise_floor.values[VERDICT_MEASURE][:n],
                                    result.candidate_floor(model).values[VERDICT_MEASURE], measure=VERDICT_MEASURE,
                                    margins=margins, alpha=alpha, plan=plan)
+
+    def unavailable(self, reason, margins, alpha, settings):
+        from .metrics.verdict import dimension, undecided
+
+        common = {"n": 0, "alpha": alpha, "measure": VERDICT_MEASURE}
+        return dimension({
+            "agreement": undecided(reason, margin=margins["explanation"], test="non-inferiority",
+                                   margin_name="explanation", **common),
+            "gross_disagreement": undecided(reason, margin=margins["gross_disagreement"], test="non-superiority",
+                                            margin_name="gross_disagreement", **common)})
 
     def exact_record(self, result, settings):
         """Explained examples computed exactly and with a binding budget, and evaluations per explanation."""
@@ -459,11 +482,19 @@ class PaperProtocol(Protocol):
         return {self.measure(settings): paper_jaccards(a, b, task, settings.top_k[0])}
 
     def decide(self, result, model, margins, alpha, settings, plan=True):
+        measure = self.measure(settings)
+        n = len(result.alignment(model).values[measure]) if result is not None else 0
+        return self._undecided(PAPER_REASON, n, margins, settings)
+
+    def unavailable(self, reason, margins, alpha, settings):
+        return self._undecided(reason, 0, margins, settings)
+
+    def _undecided(self, reason: str, n: int, margins, settings) -> dict:
+        """The dimension of the paper's measure, undecided for ``reason`` on ``n`` examples."""
         from .metrics.verdict import dimension, undecided
 
         measure = self.measure(settings)
-        n = len(result.alignment(model).values[measure]) if result is not None else 0
-        return dimension({measure: undecided(PAPER_REASON, margin=margins["explanation"], test="non-inferiority", n=n,
+        return dimension({measure: undecided(reason, margin=margins["explanation"], test="non-inferiority", n=n,
                                              margin_name="explanation", measure=measure)})
 
     def cost(self, explainer, examples, settings):

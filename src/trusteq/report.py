@@ -6,9 +6,14 @@ Files (each written atomically: temporary file, then rename):
 * ``report.md`` - summary tables;
 * ``report.html`` - self-contained page: tables, paired reliability
   diagrams, alignment distributions and a per-example attribution view;
+* ``verdict.png`` - each candidate's tests against their margins (a forest
+  plot, :class:`~trusteq.display.VerdictDisplay`), first in report.html;
 * ``reliability.png``, ``alignment.png`` - the figures;
 * ``predictions.csv`` - ``example_id,model,label,prob_<class>...``;
-* ``explanations.jsonl`` - one line per (example, model, explainer, seed).
+* ``explanations.jsonl`` - one line per (example, model, explainer, seed);
+* ``worst_examples.csv`` - each candidate's examples of largest KL, its correctness flips and its explanations
+  furthest below the noise floor (:mod:`trusteq.worst`), with texts and both models' predictions;
+* ``slices.png`` - with ``--slice`` only: every slice's tests against their margins (:mod:`trusteq.breaks`).
 
 Under a protocol that does not decide (the paper's, see
 :mod:`trusteq.protocols`) the alignment table and figure show its measure,
@@ -28,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .breaks import slice_figure, slice_sentence, slice_table, worst_csv, worst_tables
 from .cache import atomic_write_bytes, atomic_write_text
-from .display import AlignmentDisplay, ReliabilityDisplay
+from .display import AlignmentDisplay, ReliabilityDisplay, VerdictDisplay, verdict_rows
 from .metrics.alignment import top_k
 from .metrics.verdict import GROSS_COSINE, MAX_TO_DECIDE, NOT_EXPLAINED
 from .protocols import Protocol, SeedPlan, get_protocol
@@ -38,8 +44,8 @@ from .validation import check_output_dir
 
 __all__ = ["write_report", "OUTPUT_FILES"]
 
-OUTPUT_FILES = ("report.json", "report.md", "report.html", "reliability.png", "alignment.png", "predictions.csv",
-                "explanations.jsonl")
+OUTPUT_FILES = ("report.json", "report.md", "report.html", "verdict.png", "reliability.png", "alignment.png",
+                "predictions.csv", "explanations.jsonl", "worst_examples.csv")
 
 
 def write_report(result: CompareResult, out: str | Path, *, examples_shown: int = 12) -> Path:
@@ -67,12 +73,20 @@ def write_report(result: CompareResult, out: str | Path, *, examples_shown: int 
     atomic_write_text(out / "report.json", json.dumps(_jsonable(s), indent=2, allow_nan=False) + "\n")
     atomic_write_text(out / "predictions.csv", _predictions_csv(result))
     atomic_write_text(out / "explanations.jsonl", _explanations_jsonl(result))
+    atomic_write_text(out / "worst_examples.csv", worst_csv(result))
+    slices_png = _slices_figure(s)
+    if slices_png is not None:
+        atomic_write_bytes(out / "slices.png", slices_png)
+    worst = worst_tables(result)
     reliability_png = _reliability_figure(result)
     alignment_png = _alignment_figure(result)
+    verdict_png = _verdict_figure(s)
+    atomic_write_bytes(out / "verdict.png", verdict_png)
     atomic_write_bytes(out / "reliability.png", reliability_png)
     atomic_write_bytes(out / "alignment.png", alignment_png)
-    atomic_write_text(out / "report.md", _markdown(s))
-    page = _html(result, reliability_png, alignment_png, examples_shown)
+    atomic_write_text(out / "report.md", _markdown(s) + _breaks_markdown(s, worst))
+    page = _html(result, reliability_png, alignment_png, examples_shown, verdict_png=verdict_png,
+                 breaks=_breaks_html(s, worst, slices_png))
     atomic_write_text(out / "report.html", page)
     return out / "report.html"
 
@@ -131,6 +145,24 @@ def _figure(**kwargs):
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
+
+
+def _verdict_figure(s) -> bytes:
+    """verdict.png: one forest plot per candidate (:class:`~trusteq.display.VerdictDisplay`), stacked."""
+    verdicts = {name: c["verdict"] for name, c in s["comparisons"].items()}
+    heights = [len(verdict_rows(v)) for v in verdicts.values()]
+    fig = _figure(figsize=(10, sum(0.45 * n + 1.0 for n in heights)))
+    axes = fig.subplots(len(verdicts), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, (name, v) in zip(axes[:, 0], verdicts.items()):
+        VerdictDisplay.from_verdict(v, title=f"{name} vs {s['reference']}: {v['overall']}", ax=ax)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _slices_figure(s) -> bytes | None:
+    """slices.png (:func:`trusteq.breaks.slice_figure`), None without slices."""
+    fig = _figure()
+    return _png(fig) if slice_figure(s, fig) else None
 
 
 def _reliability_figure(result: CompareResult) -> bytes:
@@ -495,6 +527,8 @@ def _markdown(s) -> str:
            ""] if d.get("dropped") else []),
         "## Verdict",
         "",
+        "![each test against its margin](verdict.png)",
+        "",
         _verdict_sentence(s),
         "",
         _md_table(*_verdict_rows(s)),
@@ -518,6 +552,34 @@ def _markdown(s) -> str:
         lines += ["## Explanation alignment", "", _alignment_sentence(s), "", _md_table(*_alignment_rows(s)), ""]
     lines += ["![reliability diagrams](reliability.png)", "", "![alignment](alignment.png)", ""]
     return "\n".join(lines)
+
+
+def _breaks_markdown(s, worst) -> str:
+    """report.md's last sections: slices (with ``--slice``) and the worst examples."""
+    lines = []
+    table = slice_table(s)
+    if table is not None:
+        lines += ["## Slices", "", slice_sentence(s), "", _md_table(*table), "", "![slices](slices.png)", ""]
+    lines += ["## Worst examples", "", _WORST_NOTE, ""]
+    for title, head, rows in worst:
+        lines += [f"### {title}", "", _md_table(head, [[c.replace("|", "\\|") for c in r] for r in rows]), ""]
+    return "\n".join(lines)
+
+
+_WORST_NOTE = ("The examples where each candidate departs most from the reference: largest KL(reference || "
+               "candidate), correctness flips, explanations furthest below the noise floor (gap = floor - agreement). "
+               "The first few of each; worst_examples.csv has them all.")
+
+
+def _breaks_html(s, worst, slices_png: bytes | None) -> dict:
+    table = slice_table(s)
+    return {"slices": None if table is None else {"text": slice_sentence(s), "table": _table(*table),
+                                                  "png": _data_uri(slices_png)},
+            "worst_note": _WORST_NOTE, "worst": [{"title": t, "table": _table(h, r)} for t, h, r in worst]}
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 # ---------------------------------------------------------------------------
@@ -604,7 +666,8 @@ def _untested(s, dimension: dict) -> str:
     return f" (not tested: {short})"
 
 
-def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n_shown: int) -> str:
+def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n_shown: int, *,
+          verdict_png: bytes, breaks: dict) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     s, d, st = result.summary, result.summary["data"], result.summary["settings"]
@@ -625,4 +688,5 @@ def _html(result: CompareResult, reliability_png: bytes, alignment_png: bytes, n
         findings=[f.replace("**", "") for f in _findings(s)],
         models_table=_table(*_model_rows(s)), comparison_table=_table(*_comparison_rows(s)),
         reliability_png=img(reliability_png), alignment_png=img(alignment_png), alignment=alignment,
+        verdict_png=img(verdict_png), breaks=breaks,
         examples=_examples(result, n_shown))

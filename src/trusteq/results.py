@@ -115,6 +115,21 @@ class ExplainerResult:
         """Candidate ``model``'s own floor."""
         return next(a for a in self.alignments if a.kind == "candidate_floor" and a.model == model)
 
+    def explained(self, model: str) -> int:
+        """How many examples ``model`` was explained on (a prefix of the reference's); 0 if none."""
+        return max((len(next(iter(a.per_repeat[0].values()))) for a in self.alignments if a.model == model
+                    and a.kind != "noise_floor"), default=0)
+
+    def subset(self, index) -> "ExplainerResult":
+        """The alignments at explained examples ``index`` only (sorted positions; an alignment measured on a
+        shorter prefix keeps the positions inside it), for deciding a slice; the runs are kept whole."""
+        index = np.asarray(index, dtype=np.int64)
+
+        def cut(a: Alignment) -> Alignment:
+            return replace(a, per_repeat=[{k: v[index[index < len(v)]] for k, v in t.items()} for t in a.per_repeat])
+
+        return replace(self, alignments=[cut(a) for a in self.alignments])
+
 
 @dataclass
 class CompareResult:
@@ -162,7 +177,8 @@ class CompareResult:
 
 
 def build_summary(*, dataset, models, settings, protocol, boot, explained, model_section: dict, agreement: dict,
-                  alignment: dict, verdicts: dict, noise_floor: dict, margins: dict, batching: dict, device,
+                  alignment: dict, verdicts: dict, slices: dict, slice_record: dict, noise_floor: dict, margins: dict,
+                  batching: dict, device,
                   executor: dict, timings: dict) -> dict:
     """The content of report.json (see docs/usage.md, "Outputs"), assembled once from the stages' results.
 
@@ -172,7 +188,8 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
     ``comparisons.<candidate>`` joins them in that order.
     """
     s, y, record = settings, dataset.y, protocol.record(settings)
-    comparisons = {c: {**agreement[c], **alignment.get(c, {}), **explained.stops.get(c, {}), "verdict": verdicts[c]}
+    comparisons = {c: {**agreement[c], **alignment.get(c, {}), **explained.stops.get(c, {}), "verdict": verdicts[c],
+                       **({"slices": slices[c]} if c in slices else {})}
                    for c in agreement}
     own = {k: v for k, v in record.items() if k not in ("protocol", "explain_seeds", "verdict_measure", "explain_block")}
     return {
@@ -198,7 +215,7 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
             "alpha": s.alpha, "verdict_level": 1 - 2 * s.alpha, "margins": margins,
             "verdict_measure": record["verdict_measure"], "batching": batching,
             "explain_exact": {e: protocol.exact_record(r, s) for e, r in explained.results.items()},
-            "device": str(device), "executor": executor, **own,
+            **slice_record, "device": str(device), "executor": executor, **own,
         },
         "versions": _versions(),
         "models": model_section,

@@ -154,6 +154,13 @@ def _check_label_names(value) -> None:
     check_label_names(value)
 
 
+def _check_slices(value) -> None:
+    if isinstance(value, str) or not all(isinstance(c, str) and c.strip() for c in value):
+        raise SettingsError(f"slices must be a list of column names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise SettingsError(f"slices {list(value)} name a column twice")
+
+
 def _calibration_tests() -> tuple[str, ...]:
     from .metrics.verdict import CALIBRATION_TESTS
 
@@ -195,6 +202,9 @@ class CompareSettings:
     skip_invalid: bool = option(False, "drop invalid rows (missing or unknown label, empty text, undecodable bytes, "
                                 "duplicate id) instead of stopping; every dropped row and its reason is listed in "
                                 "report.json", flag="--skip-invalid", group="data", cli="switch")
+    slices: tuple[str, ...] = option((), "report and decide per slice: a data column (e.g. MNLI's genre), 'label' "
+                                     "(the gold label) or 'length' (word-count quartiles); repeatable",
+                                     flag="--slice", group="data", metavar="COL", cli="custom", check=_check_slices)
     # explanations
     explainers: tuple[str, ...] = option(("lime", "shap"), "comma-separated: lime, shap (Partition), "
                                          "shap-permutation; or none", flag="--explainers", group="explanations",
@@ -271,7 +281,7 @@ class CompareSettings:
                                  parse=int, metavar="N")
 
     def __post_init__(self):
-        for name in ("explainers", "top_k", "label_names", "names"):
+        for name in ("explainers", "top_k", "label_names", "names", "slices"):
             value = getattr(self, name)
             if isinstance(value, str) and name in ("explainers", "top_k"):
                 value = _names(value)

@@ -322,7 +322,7 @@ def _stage_title(name: str, exp: dict, comparison: str | None) -> str:
 
 
 def _path(base: Path, value) -> str:
-    p = Path(str(value))
+    p = Path(str(value)).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
