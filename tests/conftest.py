@@ -151,3 +151,46 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data is not beside the checkout")
     return SHARED
+
+
+#: Sentences the tiny causal LM's tokenizer is trained on (byte-level BPE; any text still encodes, byte by byte).
+LM_SENTENCES = tuple(f"{a} {b} is {c} {d}." for a, b, c, d in zip(WORDS, WORDS[3:] + WORDS[:3], WORDS[7:] + WORDS[:7],
+                                                                  WORDS[11:] + WORDS[:11]))
+LM_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|eos|>\n{% endfor %}"
+                    "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def make_causal_lm(folder: Path, seed: int = 0, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                   intermediate: int = 128, vocab: int = 300, tie: bool = True, chat: bool = True,
+                   init: float = 0.1) -> Path:
+    """Save a tiny random ``LlamaForCausalLM`` (fp32) with a byte-level BPE tokenizer of about ``vocab`` tokens
+    trained on :data:`LM_SENTENCES`, and return ``folder``.
+
+    The tokenizer has ``<|pad|>``, ``<|bos|>``, ``<|eos|>`` (pad, bos, eos; nothing added automatically) and, with
+    ``chat``, :data:`LM_CHAT_TEMPLATE` (``<|user|>...<|eos|>`` then ``<|assistant|>``). Every weight dimension is
+    a multiple of 32 with the defaults (GGUF blocks). ``init``: the weights' standard deviation (larger: less uniform
+    next-token distributions). Deterministic for a given ``seed``.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>"]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(LM_SENTENCES, trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<|pad|>", bos_token="<|bos|>",
+                                  eos_token="<|eos|>", chat_template=LM_CHAT_TEMPLATE if chat else None)
+    tok.save_pretrained(folder)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                         num_key_value_heads=kv_heads, intermediate_size=intermediate, max_position_embeddings=256,
+                         tie_word_embeddings=tie, initializer_range=init, pad_token_id=tok.pad_token_id,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder

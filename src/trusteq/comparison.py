@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from .data import Dataset, load_dataset
 from .devices import resolve_device
 from .errors import SettingsError
 from .executors import Executor, check_executor, make_executor
+from .llm import CausalLMClassifier
 from .metrics.agreement import flip_indicators, kl_divergence, mcnemar_test
 from .metrics.calibration import STRATEGIES, UNCHECKED, reliability_diagram
 from .metrics.intervals import CALIBRATION_ESTIMATOR, calibration_error, paired_accuracy_difference, \
@@ -246,6 +248,7 @@ def _check(s: CompareSettings, candidates: Sequence, task: str):
     if s.names is not None and len(s.names) != 1 + len(candidates):
         raise SettingsError(f"{len(s.names)} names for {1 + len(candidates)} models (names: reference first, then "
                             f"candidates)")
+    s.prompt()  # both the template and the label words, or neither
     protocol = get_protocol(s.protocol)
     protocol.check(s, task)
     check_executor(s.executor, s.ray_address, s.threads)
@@ -254,10 +257,12 @@ def _check(s: CompareSettings, candidates: Sequence, task: str):
 
 def _load_models(specs, dataset: Dataset, s: CompareSettings, device) -> list[TaskModel]:
     """Reference first, then candidates, each with its classes in the dataset's label order, on ``device``."""
-    models = []
+    models, prompt = [], s.prompt()
     for i, spec in enumerate(specs):
-        model = load_model(spec, name=s.names[i] if s.names else None, max_length=s.max_length,
-                           batch_size=s.batch_size, offline=s.offline, device=device or "auto", threads=s.threads)
+        kwargs = dict(name=s.names[i] if s.names else None, max_length=s.max_length, batch_size=s.batch_size,
+                      offline=s.offline, device=device or "auto", threads=s.threads)
+        model = load_model(spec, **kwargs) if prompt is None or not isinstance(spec, (str, Path)) \
+            else CausalLMClassifier(str(spec), prompt, **kwargs)
         model.bind(dataset)  # a predictions file: its ids and probabilities checked against the data
         models.append(TaskModel(model, dataset.label_names, s.label_map))
     seen = set()

@@ -154,7 +154,8 @@ class PairClassifier:
     def recipe(self) -> "ModelRecipe":
         """What rebuilds this model elsewhere (TypeError where :meth:`arguments` cannot say)."""
         return ModelRecipe(self.kind, tuple(sorted(self.arguments().items())), self.fingerprint,
-                           str(getattr(self, "device", "cpu")), getattr(self, "threads", None))
+                           str(getattr(self, "device", "cpu")), getattr(self, "threads", None),
+                           cls=type(self) if self.kind not in ("transformers", "onnx", "callable") else None)
 
 
 #: Fixed cost of one forward call, in padded tokens: a batch of n pairs padded
@@ -487,6 +488,9 @@ def load_model(spec, name: str | None = None, max_length: int = 128, batch_size:
                               threads=threads)
     if not path.exists() and (str(spec).startswith((".", "/")) or str(spec).count("/") > 1):
         raise ModelError(f"model '{spec}': no such folder")
+    if _causal_lm(path):
+        raise ModelError(f"model '{spec}' is a decoder-only LLM (a causal LM or a GGUF file), not a classifier: "
+                         f"compare it through a prompt, with --prompt-template and --label-words")
     return HFClassifier(str(spec), name=name, max_length=max_length, batch_size=batch_size, offline=offline,
                         device=device, threads=threads)
 
@@ -684,6 +688,9 @@ class ModelRecipe:
         ONNX Runtime intra-op threads.
     task : (task_labels, override, pair_by_pair) or None
         A :class:`TaskModel`'s alignment and batching; None for a bare classifier.
+    cls : type, optional
+        The classifier class, for kinds defined outside this module (pickled by reference, so the other process
+        imports its module); None: the class of :attr:`kind` here.
     """
 
     kind: str
@@ -692,6 +699,7 @@ class ModelRecipe:
     device: str = "cpu"
     threads: int | None = None
     task: tuple | None = None
+    cls: type | None = None
 
     def build(self, device=None, threads: int | None = None):
         """The model, on ``device`` (default: :attr:`device`) with ``threads`` (default: :attr:`threads`).
@@ -705,7 +713,7 @@ class ModelRecipe:
         ModelError
             The source cannot be loaded or its fingerprint changed (the model was replaced on disk).
         """
-        cls = {c.kind: c for c in (HFClassifier, ONNXClassifier, CallableClassifier)}[self.kind]
+        cls = self.cls or {c.kind: c for c in (HFClassifier, ONNXClassifier, CallableClassifier)}[self.kind]
         placement = {} if cls is CallableClassifier else {"device": self.device if device is None else device,
                                                           "threads": self.threads if threads is None else threads}
         clf = cls(**dict(self.arguments), **placement)
@@ -743,6 +751,18 @@ def _tokenizer_digest(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _causal_lm(path: Path) -> bool:
+    """Whether a local ``path`` holds a decoder-only LLM: a GGUF file, or a folder whose config names a
+    ``*ForCausalLM`` architecture (transformers would load it as a classifier with a random head)."""
+    if path.suffix == ".gguf" or (path.is_dir() and any(path.glob("*.gguf"))):
+        return True
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or ())
 
 
 def _default_name(source: str) -> str:

@@ -215,7 +215,7 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
             "alpha": s.alpha, "verdict_level": 1 - 2 * s.alpha, "margins": margins,
             "verdict_measure": record["verdict_measure"], "batching": batching,
             "explain_exact": {e: protocol.exact_record(r, s) for e, r in explained.results.items()},
-            **slice_record, "device": str(device), "executor": executor, **own,
+            **slice_record, **_prompt_record(s, models), "device": str(device), "executor": executor, **own,
         },
         "versions": _versions(),
         "models": model_section,
@@ -223,6 +223,16 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
         "noise_floor": noise_floor,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
+
+
+def _prompt_record(settings, models) -> dict:
+    """``settings.prompt`` of a prompted-LLM comparison: template, label words, and per model whether its chat
+    template wrapped the prompt (absent otherwise)."""
+    prompt = settings.prompt()
+    if prompt is None:
+        return {}
+    chat = {m.name: getattr(m.model, "chat_template", None) for m in models}
+    return {"prompt": {**prompt.record(), "chat_template": chat}}
 
 
 def relative_paths(value, base: Path, home_work: Path | None = None):

@@ -161,6 +161,37 @@ def _check_slices(value) -> None:
         raise SettingsError(f"slices {list(value)} name a column twice")
 
 
+def _template(text: str) -> str:
+    from .llm import parse_template
+
+    try:
+        return parse_template(text)
+    except SettingsError as exc:  # argparse shows an ArgumentTypeError's own words
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_template(value) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"prompt_template must be a non-empty text, got {value!r}")
+
+
+def _label_words(text) -> dict[str, str]:
+    from .llm import parse_label_words
+
+    try:
+        return parse_label_words(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_label_words(value) -> None:
+    from .llm import parse_label_words
+
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"label_words must map label names to words, got {value!r}")
+    parse_label_words(value)
+
+
 def _calibration_tests() -> tuple[str, ...]:
     from .metrics.verdict import CALIBRATION_TESTS
 
@@ -205,6 +236,16 @@ class CompareSettings:
     slices: tuple[str, ...] = option((), "report and decide per slice: a data column (e.g. MNLI's genre), 'label' "
                                      "(the gold label) or 'length' (word-count quartiles); repeatable",
                                      flag="--slice", group="data", metavar="COL", cli="custom", check=_check_slices)
+    # prompted LLMs
+    prompt_template: str | None = option(None, "a decoder-only LLM as classifier: its prompt, with {text} (single "
+                                         "texts) or {text_a} and {text_b} (pairs); \\n is a newline, @FILE reads "
+                                         "FILE; the model's chat template wraps it where it has one", flag="--prompt-template",
+                                         group="prompted LLMs", metavar="TEXT", parse=_template, check=_check_template)
+    label_words: Mapping[str, str] | None = option(None, "the word of each label after the prompt, e.g. "
+                                                   "negative=terrible,positive=great (names: the data's labels)",
+                                                   flag="--label-words", group="prompted LLMs",
+                                                   metavar="NAME=WORD[,NAME=WORD...]", parse=_label_words,
+                                                   check=_check_label_words)
     # explanations
     explainers: tuple[str, ...] = option(("lime", "shap"), "comma-separated: lime, shap (Partition), "
                                          "shap-permutation; or none", flag="--explainers", group="explanations",
@@ -293,6 +334,10 @@ class CompareSettings:
             if not isinstance(self.margins, Mapping):
                 raise SettingsError(f"margins must map margin names to numbers, got {self.margins!r}")
             object.__setattr__(self, "margins", dict(self.margins))
+        if isinstance(self.label_words, str):
+            from .llm import parse_label_words
+
+            object.__setattr__(self, "label_words", parse_label_words(self.label_words))
         check_fields(self)
         self._check_verdict()
 
@@ -304,6 +349,21 @@ class CompareSettings:
             check_margins(self.margins, self.alpha)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+
+    def prompt(self):
+        """The :class:`trusteq.llm.PromptSpec` of a prompted-LLM comparison, or None.
+
+        Raises
+        ------
+        SettingsError
+            Only one of ``prompt_template`` and ``label_words`` is set.
+        """
+        from .llm import PromptSpec
+
+        if (self.prompt_template is None) != (self.label_words is None):
+            raise SettingsError("a prompted LLM needs both prompt_template (--prompt-template) and label_words "
+                                "(--label-words)")
+        return None if self.prompt_template is None else PromptSpec(self.prompt_template, self.label_words)
 
     def budget(self, explainer: str) -> int:
         """The budget of ``explainer``: the option its registry entry names (LIME samples, SHAP evaluations)."""

@@ -321,6 +321,13 @@ def _stage_title(name: str, exp: dict, comparison: str | None) -> str:
     return f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}{of}"
 
 
+def _model_path(base: Path, value) -> str:
+    """A ``path:`` model: a pulled LLM's folder for a name of :data:`trusteq.workshop.llms.LLMS`, else the path."""
+    from .workshop.llms import LLMS, pull
+
+    return str(pull(value)) if str(value) in LLMS else _path(base, value)
+
+
 def _path(base: Path, value) -> str:
     p = Path(str(value)).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
@@ -364,7 +371,7 @@ def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: i
 
     step, args = next(iter(exp["models"][model].items()))
     if step == "path":
-        return _path(base, args)
+        return _model_path(base, args)
     out = work / model
     if (out / PROVENANCE).exists():
         return str(out)
@@ -526,7 +533,14 @@ class Estimate:
 
     def _is_onnx(self, exp: dict, model: str) -> bool:
         step, args = next(iter(exp["models"][model].items()))
-        return step == "compress" and str(args["method"]) == "int8"
+        return step == "compress" and str(args["method"]) == "int8" and not self._causal(exp, args["model"])
+
+    def _causal(self, exp: dict, model: str) -> bool:
+        """Whether ``model`` (or what it is built from) is a prompted LLM's."""
+        step, args = next(iter(exp["models"][model].items()))
+        if step == "compress":
+            return self._causal(exp, args["model"])
+        return step == "path" and _is_causal(_model_path(self.base, args))
 
     def _rate(self, experiment: str, model: str) -> float:
         """Forward pairs per second of ``model`` (or what it is built from) on 64 test pairs."""
@@ -537,7 +551,7 @@ class Estimate:
         if step == "compress":
             return self._rate(experiment, args["model"])
         if step == "path":
-            return self._probe(experiment, _path(self.base, args))
+            return self._probe(experiment, _model_path(self.base, args))
         return self._probe(experiment, args["base"] if step == "finetune" else args["student"],
                            int(args.get("max_length", 128)))
 
@@ -546,6 +560,26 @@ class Estimate:
         if key not in self.rates:
             self.rates[key] = _throughput(source, self._data[experiment][1].pairs[:64], max_length)
         return self.rates[key]
+
+
+def _is_causal(source: str) -> bool:
+    from .workshop.llms import is_causal_lm
+
+    return is_causal_lm(source)
+
+
+def _llm_throughput(folder: str, pairs, max_length: int) -> float:
+    """Examples per second of a prompted LLM on ``pairs`` (a bare prompt: the text, then "Answer:"), timed after
+    one warm-up run."""
+    from .llm import CausalLMClassifier, PromptSpec
+
+    template = "{text_a}\n{text_b}\nAnswer:" if pairs and pairs[0][1] is not None else "{text}\nAnswer:"
+    run = CausalLMClassifier(folder, PromptSpec(template, {"a": "yes", "b": "no"}), max_length=max(max_length, 256),
+                             device="cpu").predict_proba
+    run(pairs)
+    t = time.perf_counter()
+    run(pairs)
+    return len(pairs) / max(time.perf_counter() - t, 1e-6)
 
 
 def _throughput(source: str, pairs, max_length: int) -> float:
@@ -562,6 +596,8 @@ def _throughput(source: str, pairs, max_length: int) -> float:
     hf_logging.disable_progress_bar()
     try:
         folder = resolve(source)
+        if _is_causal(folder):
+            return _llm_throughput(folder, pairs, max_length)
         config = None if list(Path(folder).glob("*.onnx")) else AutoConfig.from_pretrained(folder)
         if config is None or any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
             from .models import load_model

@@ -17,6 +17,11 @@ Methods (``trusteq compress --method``):
 
 Every output folder carries ``trusteq-model.json`` (method, source model,
 parameter count, size in MB).
+
+A causal LM (an LLM name such as ``smollm2-135m``, a ``.gguf`` file, or a
+folder whose config names a ``...ForCausalLM``) is compressed by
+:func:`trusteq.workshop.llms.compress_causal_lm` instead: ``int8``,
+``prune:S``, ``drop-layers:K`` (no re-tuning) and ``gguf:TYPE``, on the CPU.
 """
 
 from __future__ import annotations
@@ -29,38 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .finetune import PROVENANCE, TrainSettings, _finish, _quiet, _train, write_provenance
+from .common import PROVENANCE, parse_method, quiet as _quiet, write_provenance
+from .finetune import TrainSettings, _finish, _train
 from ..devices import resolve_device
 from ..errors import SettingsError
 from ..models import export_onnx, from_pretrained
 
 __all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers"]
-
-
-def parse_method(method: str) -> tuple[str, float | int | None]:
-    """``"int8"`` -> ("int8", None); ``"prune:0.5"`` -> ("prune", 0.5); ``"drop-layers:3"`` -> ("drop-layers", 3).
-
-    Raises
-    ------
-    SettingsError
-        Unknown method or a parameter out of range.
-    """
-    name, _, arg = method.partition(":")
-    if name == "int8" and not arg:
-        return name, None
-    if name == "prune":
-        try:
-            s = float(arg)
-        except ValueError:
-            s = -1.0
-        if not 0 < s < 1:
-            raise SettingsError(f"prune needs a sparsity in (0, 1), e.g. prune:0.5; got {method!r}")
-        return name, s
-    if name == "drop-layers":
-        if not arg.isdigit() or int(arg) < 1:
-            raise SettingsError(f"drop-layers needs a number of layers >= 1, e.g. drop-layers:3; got {method!r}")
-        return name, int(arg)
-    raise SettingsError(f"unknown compression method {method!r}; expected int8, prune:S or drop-layers:N")
 
 
 def compress(model_dir, method: str, out, data=None, task: str | None = None,
@@ -78,6 +58,11 @@ def compress(model_dir, method: str, out, data=None, task: str | None = None,
     SettingsError
         Unknown method. DeviceError: ``device`` malformed or absent (checked for every method).
     """
+    from .llms import compress_causal_lm, is_causal_lm
+
+    if is_causal_lm(model_dir):  # an LLM: its own methods, on the CPU; data, task and settings unused
+        resolve_device(device)
+        return compress_causal_lm(model_dir, method, out)
     name, arg = parse_method(method)
     device = resolve_device(device)
     started = time.time()

