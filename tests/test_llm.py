@@ -216,3 +216,18 @@ def test_explanations_vary_the_examples_words_only(llms, monkeypatch):
         for run in explained.runs:
             for e in run.explanations:
                 assert {f.word for f in e.features} <= vocabulary
+
+
+def test_a_prompted_llm_travels_to_another_process_as_its_recipe(llms):
+    """Ray actors and other processes get the model's recipe (source, prompt, sizes), rebuilt to the same
+    fingerprint and the same probabilities."""
+    import pickle
+
+    from trusteq.models import TaskModel
+
+    model = TaskModel(CausalLMClassifier(str(llms["ref"]), PromptSpec(TEMPLATE, LABEL_WORDS), device="cpu"),
+                      ("negative", "positive"))
+    again = pickle.loads(pickle.dumps(model))
+    assert isinstance(again.model, CausalLMClassifier) and again.fingerprint == model.fingerprint
+    pairs = reviews(5).pairs
+    np.testing.assert_array_equal(again(pairs), model(pairs))
