@@ -91,3 +91,95 @@ def run(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 600, sin
                            data, task=data.task, explainers=list(explainers), explain_limit=explain_limit,
                            lime_samples=kwargs.pop("lime_samples", 500), shap_evals=kwargs.pop("shap_evals", 500),
                            progress=False, **kwargs)
+
+
+# -- the same controls as prompted LLMs --------------------------------------------------------------------------
+
+LLM_TEMPLATE = "Do these two sentences mean the same thing? First: {text_a} Second: {text_b} Answer:"
+LLM_LABEL_WORDS = {"not_paraphrase": "no", "paraphrase": "yes"}
+LLM_CONTROLS = ("identical", "temperature", "other_reasons", "accuracy_drop")
+
+
+def llm_models(root) -> dict[str, str]:
+    """The reference and the four controls as decoder-only LLMs (folders under ``root``), read through
+    :data:`LLM_TEMPLATE` and :data:`LLM_LABEL_WORDS`.
+
+    Each is a one-layer ``LlamaForCausalLM`` whose weights are set by hand: a word-level tokenizer; embeddings
+    ``[1, s, 0, 0]`` with ``s = +1`` for a keyword of class 1, ``-1`` of class 0, else 0; queries and keys zero,
+    so the attention averages the (normalised) ``s`` over the prompt; the MLP zero; the label words' output rows
+    ``+-g`` on that average. ``g`` makes three consistent keywords 9:1 odds, as for :func:`models`:
+
+    * reference: reads A; ``identical``: the same weights (another folder);
+    * ``temperature``: ``g / 2`` (the class log-odds halved: T = 2 exactly, as the full-vocabulary softmax
+      cancels in the two label words' ratio);
+    * ``other_reasons``: reads B (the same probabilities on every example of :func:`dataset`, other words);
+    * ``accuracy_drop``: reads A with two words per class counted for the other class (a prediction flips
+      wherever both are among an example's three: about 1 in 5).
+    """
+    from pathlib import Path
+
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    root = Path(root)
+    template_words = [w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(LLM_TEMPLATE)]
+    words = sorted(set(sum(A.values(), []) + sum(B.values(), []) + list(FILLER) + list(LLM_LABEL_WORDS.values())
+                       + template_words + ["."]))
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]"] + words)}
+    backend = Tokenizer(tok_models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    n_tokens = len(tok(LLM_TEMPLATE.format(text_a=" ".join(["w"] * 8) + ".", text_b=" ".join(["w"] * 8) + "."))
+                   ["input_ids"])
+    m = 3 * np.sqrt(2) / n_tokens  # the attention's average of s' (= s * sqrt(2) after the RMS norm)
+    gain = np.log(9) * np.sqrt(1 + m * m) / (4 * m)
+    flipped = {0: A[0][:2], 1: A[1][:2]}
+    specs = {"reference": (A, {}, gain), "identical": (A, {}, gain), "temperature": (A, {}, gain / 2),
+             "other_reasons": (B, {}, gain), "accuracy_drop": (A, flipped, gain)}
+    out = {}
+    for name, (keywords, invert, g) in specs.items():
+        sign = {w: (1.0 if c else -1.0) * (-1.0 if w in invert.get(c, ()) else 1.0)
+                for c, ws in keywords.items() for w in ws}
+        out[name] = str(_keyword_llm(root / name, tok, vocab, sign, g))
+    return out
+
+
+def _keyword_llm(folder, tok, vocab: dict, sign: dict, gain: float):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=4, intermediate_size=4, num_hidden_layers=1,
+                         num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=256,
+                         tie_word_embeddings=False, pad_token_id=vocab["[PAD]"], eos_token_id=vocab["[EOS]"],
+                         bos_token_id=None)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for norm in (model.model.layers[0].input_layernorm, model.model.layers[0].post_attention_layernorm,
+                     model.model.norm):
+            norm.weight.fill_(1.0)
+        emb = model.model.embed_tokens.weight
+        emb[:, 0] = 1.0
+        for word, s in sign.items():
+            emb[vocab[word], 1] = s
+        attn = model.model.layers[0].self_attn
+        attn.v_proj.weight[0, 1] = 1.0  # the value: the token's (normalised) s
+        attn.o_proj.weight[2, 0] = 1.0  # written to the residual's third dimension
+        model.lm_head.weight[vocab[LLM_LABEL_WORDS["paraphrase"]], 2] = gain
+        model.lm_head.weight[vocab[LLM_LABEL_WORDS["not_paraphrase"]], 2] = -gain
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def run_llm(root, explainers=("lime", "shap"), n: int = 400, explain_limit: int = 400, **kwargs):
+    """``trusteq.compare`` of the reference LLM with every LLM control, on the pairs of :func:`dataset`."""
+    import trusteq
+
+    paths = llm_models(root)
+    data = dataset(n)
+    return trusteq.compare(paths["reference"], [paths[k] for k in LLM_CONTROLS], data, task=data.task,
+                           prompt_template=LLM_TEMPLATE, label_words=LLM_LABEL_WORDS, explainers=list(explainers),
+                           explain_limit=explain_limit, lime_samples=kwargs.pop("lime_samples", 500),
+                           shap_evals=kwargs.pop("shap_evals", 500), progress=False, **kwargs)
