@@ -80,6 +80,12 @@ def models() -> dict[str, CallableClassifier]:
     return {name: CallableClassifier(fn, LABELS, name) for name, fn in fns.items()}
 
 
+def decisions(result, candidate) -> tuple[str, dict]:
+    """A candidate's overall verdict and its decision per dimension."""
+    v = result["comparisons"][candidate]["verdict"]
+    return v["overall"], {d: x["decision"] for d, x in v["dimensions"].items()}
+
+
 def run(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 600, single: bool = False, **kwargs):
     """``trusteq.compare`` of the reference with every control (on single texts with ``single``)."""
     import trusteq

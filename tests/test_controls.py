@@ -11,11 +11,6 @@ def result():
     return controls.run()
 
 
-def _decisions(result, candidate):
-    v = result["comparisons"][candidate]["verdict"]
-    return v["overall"], {d: x["decision"] for d, x in v["dimensions"].items()}
-
-
 def test_the_synthetic_data_is_what_the_controls_assume():
     ds = controls.dataset()
     m = controls.models()
@@ -28,7 +23,7 @@ def test_the_synthetic_data_is_what_the_controls_assume():
 
 @pytest.mark.slow
 def test_identical_copy_is_equivalent_everywhere(result):
-    overall, dims = _decisions(result, "identical")
+    overall, dims = controls.decisions(result, "identical")
     assert overall == "equivalent", dims
     assert set(dims) == {"predictions", "calibration", "explanations.lime", "explanations.shap"}
     # sequential: explained block by block until its explanations decide, well before the cap
@@ -38,7 +33,7 @@ def test_identical_copy_is_equivalent_everywhere(result):
 
 @pytest.mark.slow
 def test_temperature_scaled_copy_same_predictions_other_calibration(result):
-    overall, dims = _decisions(result, "temperature")
+    overall, dims = controls.decisions(result, "temperature")
     assert dims["predictions"] == "equivalent"
     assert dims["calibration"] == "not equivalent"
     assert overall == "not equivalent"
@@ -50,7 +45,7 @@ def test_temperature_scaled_copy_same_predictions_other_calibration(result):
 
 @pytest.mark.slow
 def test_same_predictions_for_other_reasons(result):
-    overall, dims = _decisions(result, "other_reasons")
+    overall, dims = controls.decisions(result, "other_reasons")
     assert dims["predictions"] == "equivalent" and dims["calibration"] == "equivalent"
     assert dims["explanations.lime"] == "not equivalent" and dims["explanations.shap"] == "not equivalent"
     assert overall == "not equivalent"
@@ -60,7 +55,7 @@ def test_same_predictions_for_other_reasons(result):
 
 @pytest.mark.slow
 def test_accuracy_drop(result):
-    overall, dims = _decisions(result, "accuracy_drop")
+    overall, dims = controls.decisions(result, "accuracy_drop")
     assert dims["predictions"] == "not equivalent" and overall == "not equivalent"
     acc = result["comparisons"]["accuracy_drop"]["verdict"]["dimensions"]["predictions"]["parts"]["accuracy"]
     assert acc["interval"][1] < -0.01

@@ -18,11 +18,6 @@ def result(tmp_path_factory):
     return controls.run_llm(tmp_path_factory.mktemp("llm-controls-run"), lime_samples=300, shap_evals=300)
 
 
-def _decisions(result, candidate):
-    v = result["comparisons"][candidate]["verdict"]
-    return v["overall"], {d: x["decision"] for d, x in v["dimensions"].items()}
-
-
 def test_the_llm_controls_read_what_they_are_built_to_read(paths):
     """Through the template and label words: 9:1 odds on three keywords, T = 2 exactly, B instead of A with the
     same probabilities, about one prediction in five reversed; the prompts' shared prefix is cached."""
@@ -42,7 +37,7 @@ def test_the_llm_controls_read_what_they_are_built_to_read(paths):
 
 @pytest.mark.slow
 def test_identical_llm_is_equivalent_everywhere(result):
-    overall, dims = _decisions(result, "identical")
+    overall, dims = controls.decisions(result, "identical")
     assert overall == "equivalent", dims
     assert set(dims) == {"predictions", "calibration", "explanations.lime", "explanations.shap"}
     c = result["comparisons"]["identical"]
@@ -52,7 +47,7 @@ def test_identical_llm_is_equivalent_everywhere(result):
 
 @pytest.mark.slow
 def test_temperature_scaled_llm_same_predictions_other_calibration(result):
-    overall, dims = _decisions(result, "temperature")
+    overall, dims = controls.decisions(result, "temperature")
     assert dims["predictions"] == "equivalent" and dims["calibration"] == "not equivalent"
     assert overall == "not equivalent"
     assert result["comparisons"]["temperature"]["explained_examples"] == 0
@@ -60,7 +55,7 @@ def test_temperature_scaled_llm_same_predictions_other_calibration(result):
 
 @pytest.mark.slow
 def test_llm_with_the_same_predictions_for_other_reasons(result):
-    overall, dims = _decisions(result, "other_reasons")
+    overall, dims = controls.decisions(result, "other_reasons")
     assert dims["predictions"] == "equivalent" and dims["calibration"] == "equivalent"
     assert dims["explanations.lime"] == "not equivalent" and dims["explanations.shap"] == "not equivalent"
     assert overall == "not equivalent"
@@ -68,7 +63,7 @@ def test_llm_with_the_same_predictions_for_other_reasons(result):
 
 @pytest.mark.slow
 def test_llm_accuracy_drop(result):
-    overall, dims = _decisions(result, "accuracy_drop")
+    overall, dims = controls.decisions(result, "accuracy_drop")
     assert dims["predictions"] == "not equivalent" and overall == "not equivalent"
     acc = result["comparisons"]["accuracy_drop"]["verdict"]["dimensions"]["predictions"]["parts"]["accuracy"]
     assert acc["interval"][1] < -0.05
