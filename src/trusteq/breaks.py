@@ -11,7 +11,7 @@ import csv
 import io
 
 from .display import VerdictDisplay, verdict_rows
-from .worst import COLUMNS, worst_examples
+from .worst import COLUMNS
 
 __all__ = ["slice_table", "slice_sentence", "slice_figure", "worst_csv", "worst_tables"]
 
@@ -73,23 +73,23 @@ def _slice_rows(slices: dict) -> list[dict]:
     return sorted((r for r in rows if r["test_label"] in tested), key=lambda r: tests.index(r["test_label"]))
 
 
-def worst_csv(result) -> str:
+def worst_csv(rows: list[dict]) -> str:
     """``worst_examples.csv``: every row of :func:`trusteq.worst.worst_examples`, columns :data:`COLUMNS`."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
-    for row in worst_examples(result):
+    for row in rows:
         w.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
     return buf.getvalue()
 
 
-def worst_tables(result) -> list[tuple[str, list, list]]:
-    """Per candidate and list (largest KL, correctness flips, explanation disagreement per explainer), a title and
-    the table of its first :data:`SHOWN` examples."""
-    rows = worst_examples(result)
+def worst_tables(rows: list[dict], candidates) -> list[tuple[str, list, list]]:
+    """Per candidate (of ``candidates``) and list (largest KL, correctness flips, explanation disagreement per
+    explainer) of ``rows`` (:func:`trusteq.worst.worst_examples`), a title and the table of its first
+    :data:`SHOWN` examples."""
     head = ["id", "text", "gold", "reference", "candidate", "KL", "explanation gap"]
     out = []
-    for cand in result.summary["candidates"]:
+    for cand in candidates:
         lists = {}
         for r in rows:
             if r["candidate"] == cand:

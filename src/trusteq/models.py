@@ -312,7 +312,7 @@ class HFClassifier(_TokenizedClassifier):
             tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=offline)
             self.model = AutoModelForSequenceClassification.from_pretrained(self.source, local_files_only=offline)
         except Exception as exc:
-            raise ModelError(_load_message(self.source, offline, exc)) from None
+            raise ModelError(load_message(self.source, offline, exc)) from None
         super().__init__(tokenizer, max_length, batch_size)
         self.model.eval()
         self._torch = torch
@@ -775,13 +775,16 @@ def from_pretrained(loader, source, **kwargs):
     try:
         return loader.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelError(_load_message(str(source), False, exc, how="a local folder")) from None
+        raise ModelError(load_message(str(source), False, exc, how="give a local folder")) from None
 
 
-def _load_message(source: str, offline: bool, exc: Exception, how: str = "--reference/--candidate DIR") -> str:
+def load_message(source: str, offline: bool, exc: Exception, what: str = "a transformers sequence classifier",
+                 local: str = "a local folder", how: str = "pass --reference/--candidate DIR") -> str:
+    """The one-line error for a model that does not load: why, if ``source`` exists; else that it is not
+    ``local`` and the hub could not serve it (offline or not), and how to download it and give it (``how``)."""
     if Path(source).exists():
-        return f"model '{source}': cannot load as a transformers sequence classifier ({type(exc).__name__}: {exc})"
+        return f"model '{source}': cannot load as {what} ({type(exc).__name__}: {exc})"
     mode = "offline mode is on, and it" if offline else "it"
-    return (f"model '{source}': not a local folder, and {mode} could not be loaded from the Hugging Face hub "
+    return (f"model '{source}': not {local}, and {mode} could not be loaded from the Hugging Face hub "
             f"({type(exc).__name__}). Download it where a network is available "
-            f"(`huggingface-cli download {source} --local-dir DIR`) and pass {how}")
+            f"(`huggingface-cli download {source} --local-dir DIR`) and {how}")

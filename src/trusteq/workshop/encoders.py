@@ -25,14 +25,13 @@ import io
 import json
 import shutil
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from .. import cache
 from ..errors import ModelError
-from .common import materialise
+from .common import materialise, package_file
 
 __all__ = ["ENCODERS", "pull", "resolve", "onnx_to_bert_state_dict"]
 
@@ -96,15 +95,8 @@ def _weights_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _package_file(dist_name: str, suffix: str) -> Path:
-    try:
-        dist = metadata.distribution(dist_name)
-    except metadata.PackageNotFoundError:
-        raise ModelError(f"package '{dist_name}' is not installed; {_INSTALL.format(pkgs=dist_name)}") from None
-    for f in dist.files or []:
-        if str(f).replace("\\", "/").endswith(suffix):
-            return Path(dist.locate_file(f))
-    raise ModelError(f"package '{dist_name}' has no file ending in {suffix!r}")
+def _package_file(dist: str, suffix: str) -> Path:
+    return package_file(dist, suffix, _INSTALL.format(pkgs=dist))
 
 
 def _build_minilm_l6(work: Path) -> None:

