@@ -44,6 +44,16 @@ reference and two candidates explained together, as ``trusteq compare`` does.
     python benchmarks/explain_speed.py --model MODEL_DIR --candidates C1 C2
     python benchmarks/explain_speed.py --model MODEL_DIR --sweep --fidelity-n 40
 
+``--llm SOURCE`` (an LLM name such as ``smollm2-135m``, a ``.gguf`` file or a
+causal-LM folder) times a prompted LLM instead (``trusteq.llm``; no pipeline
+(a): the paper has none): raw scoring throughput with and without the cached
+prompt prefix, then trusteq's LIME and SHAP at the given budgets: explained
+examples per second (and seconds per explained example), evaluations per
+explanation and per second, and GFLOP/s against the matmul rate (decoder
+FLOPs counted on the tokens after the cached prefix).
+
+    python benchmarks/explain_speed.py --llm smollm2-135m --n 10
+
 ``--model`` is a fine-tuned folder, or an encoder NAME (a random head is put
 on it, seeded). This is a benchmark, not a test: it prints figures.
 """
@@ -51,14 +61,13 @@ on it, seeded). This is a benchmark, not a test: it prints figures.
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 
 import numpy as np
 
 from trusteq.metrics.alignment import pair_metrics
-from trusteq.comparison import compare
 from trusteq.data import load_dataset
+from trusteq.settings import CompareSettings
 from trusteq.workshop.encoders import ENCODERS, resolve
 from trusteq.explain import example_seed, explain_examples, segment
 from trusteq.explain._paper import explain_paper_lime, explain_paper_shap, paper_jaccard
@@ -66,7 +75,8 @@ from trusteq.models import TaskModel, load_model
 from trusteq.predict import onnx_twin
 from trusteq.metrics.stats import Bootstrap
 
-DEFAULTS = {k: v.default for k, v in inspect.signature(compare).parameters.items()}
+LLM_TEMPLATE = "Review: {text}\\nIs the sentiment positive or negative? Answer with one word.\\nAnswer:"
+DEFAULTS = {"lime_samples": CompareSettings().lime_samples, "shap_evals": CompareSettings().shap_evals}
 
 
 class Counter:
@@ -117,6 +127,44 @@ class Flops:
         """(total operations, mean tokens per pair) of every pair the counter saw."""
         lengths = np.concatenate([self.tokens(c) for c in counter.calls if len(c)])
         return float(np.sum(self.per_token * lengths + self.per_token2 * lengths ** 2)), float(lengths.mean())
+
+
+class DecoderFlops:
+    """Floating-point operations of a decoder-only LM scoring prompts (:class:`trusteq.llm.CausalLMClassifier`),
+    from token counts.
+
+    Per prompt with ``c`` tokens computed (those after the cached prefix, if any) out of ``L``: 2 x (decoder
+    linear weights) x c for the projections and feed-forward layers, 4 x (heads x head_dim) x layers x c x L for
+    attention scores and their weighted sum, and 2 x hidden x vocab for the output layer at the one position
+    kept (single-token label words; embeddings, norms and softmax left out).
+    """
+
+    def __init__(self, clf, cached: bool):
+        import torch
+
+        lm, cfg = clf.model, clf.model.config
+        layers = lm.model.layers
+        self.per_token = 2 * sum(m.weight.numel() for m in layers.modules() if isinstance(m, torch.nn.Linear))
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.attention = 4 * cfg.num_attention_heads * head_dim * cfg.num_hidden_layers
+        self.output = 2 * cfg.hidden_size * cfg.vocab_size
+        self.shape = (cfg.hidden_size, cfg.intermediate_size)
+        self.clf, self.prefix = clf, len(clf._prefix()) if cached else 0
+
+    def tokens(self, pairs) -> tuple[np.ndarray, np.ndarray]:
+        """(computed, attended) tokens per prompt, float64 arrays of shape (n,)."""
+        total = np.array([len(self.clf._fit(a, b)) for a, b in pairs], dtype=np.float64)
+        return total - self.prefix, total
+
+    def per_prompt(self, pairs) -> np.ndarray:
+        computed, total = self.tokens(pairs)
+        return self.per_token * computed + self.attention * computed * total + self.output
+
+    def __call__(self, counter: Counter) -> tuple[float, float]:
+        """(total operations, mean tokens computed per prompt) of every prompt the counter saw."""
+        calls = [c for c in counter.calls if len(c)]
+        ops = sum(float(self.per_prompt(c).sum()) for c in calls)
+        return ops, float(np.concatenate([self.tokens(c)[0] for c in calls]).mean())
 
 
 def matmul_rate(hidden: int, intermediate: int) -> float:
@@ -210,7 +258,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--candidates", nargs="*", default=[], help="two more models for the 3-model run")
-    p.add_argument("--data", default="../shared/data/snli/test.tsv")
+    p.add_argument("--data", help="default: SNLI test; with --llm, SST-2 validation")
     p.add_argument("--task", default="nli")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--fidelity-n", type=int, default=20, help="pairs with high-budget explanations")
@@ -219,9 +267,16 @@ def main() -> None:
     p.add_argument("--shap-evals", type=int, default=DEFAULTS["shap_evals"], help="trusteq SHAP budget (b)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--multi-only", action="store_true", help="only the reference + 2 candidates run")
+    p.add_argument("--llm", help="instead: a prompted LLM (name, .gguf file or causal-LM folder) on --data")
+    p.add_argument("--prompt-template", default=LLM_TEMPLATE, help="with --llm")
+    p.add_argument("--label-words", default="negative=negative,positive=positive", help="with --llm")
     p.add_argument("--sweep", action="store_true",
                    help="instead: (b)'s stability and fidelity at several budgets, on the first --fidelity-n pairs")
     args = p.parse_args()
+    args.data = args.data or f"../shared/data/{'sst2/validation' if args.llm else 'snli/test'}.tsv"
+    if args.llm:
+        llm(args)
+        return
     if args.task != "nli":
         p.error("pipeline (a) reproduces the paper's NLI settings: use --task nli")
 
@@ -349,6 +404,49 @@ def multi(args, ds, labels, torch_model, targets) -> None:
         out[explainer] = n / (time.perf_counter() - t)
     print(f"(a) LIME {a_lime:.3f} ex/s, (b) LIME {out['lime']:.3f} ex/s: {out['lime'] / a_lime:.1f}x")
     print(f"(a) SHAP {a_shap:.3f} ex/s, (b) SHAP {out['shap']:.3f} ex/s: {out['shap'] / a_shap:.1f}x")
+
+
+def llm(args) -> None:
+    """A prompted LLM: raw throughput with and without the cached prefix, then LIME and SHAP (seeds 0 and 1)."""
+    from trusteq.llm import CausalLMClassifier, PromptSpec, parse_label_words, parse_template
+
+    class Uncached(CausalLMClassifier):
+        def _prefix(self):  # every prompt computed from its first token
+            return self._torch.empty(0, dtype=self._torch.long)
+
+    ds = load_dataset(args.data, "text-classification", limit=args.n, seed=0)
+    spec = PromptSpec(parse_template(args.prompt_template), parse_label_words(args.label_words))
+    kw = dict(max_length=160, batch_size=32, device="cpu")
+    clf, uncached = CausalLMClassifier(args.llm, spec, **kw), Uncached(args.llm, spec, **kw)
+    model = TaskModel(clf, ds.label_names)
+    targets = model(ds.pairs).argmax(axis=1)
+    flops = DecoderFlops(clf, cached=True)
+    gemm = matmul_rate(*flops.shape)
+    print(f"LLM {args.llm} ({sum(t.numel() for t in clf.model.parameters()) / 1e6:.1f}M parameters, "
+          f"{clf.load_info.get('method') or 'as loaded'}); {len(ds)} texts of {args.data}; prompt prefix cached: "
+          f"{flops.prefix} tokens; fp32 matrix multiply {gemm / 1e9:.0f} GFLOP/s")
+    for name, m, f in (("prefix cached", clf, flops), ("uncached", uncached, DecoderFlops(uncached, False))):
+        pairs = ds.pairs * max(1, 256 // len(ds))
+        m.predict_proba(pairs[:32])
+        t = time.perf_counter()
+        m.predict_proba(pairs)
+        seconds = time.perf_counter() - t
+        computed, total = f.tokens(pairs)
+        print(f"raw scoring, {name:13s}: {len(pairs) / seconds:6.1f} prompts/s, {total.mean():.1f} tokens "
+              f"({computed.mean():.1f} computed), {f.per_prompt(pairs).sum() / seconds / 1e9:5.1f} GFLOP/s = "
+              f"{f.per_prompt(pairs).sum() / seconds / gemm:5.1%} of matmul", flush=True)
+    for explainer, budget in (("lime", args.lime_samples), ("shap", args.shap_evals)):
+        c = Counter(model)
+        t = time.perf_counter()
+        runs = [explain_examples({"m": c}, ds.examples, targets, explainer=explainer, seed=s, budget=budget)["m"]
+                for s in (0, 1)]
+        seconds = time.perf_counter() - t
+        ops, tokens = flops(c)
+        n = 2 * len(ds)
+        print(f"{explainer} {budget:5d}: {n / seconds:6.3f} ex/s ({seconds / n:5.1f} s per explained example)  "
+              f"{c.pairs / n:5.0f} evals/expl  {c.pairs / seconds:6.1f} evals/s  {tokens:4.1f} tokens computed/"
+              f"eval  {ops / seconds / 1e9:5.1f} GFLOP/s of wall = {ops / seconds / gemm:5.1%} of matmul  "
+              f"stability {ci(jaccard_weights(*runs))}", flush=True)
 
 
 if __name__ == "__main__":
