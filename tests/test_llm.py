@@ -178,6 +178,15 @@ def test_a_causal_lm_without_a_prompt_is_refused(llms, tmp_path, capsys):
     assert "neg" in capsys.readouterr().err
 
 
+def test_an_onnx_export_of_a_causal_lm_is_refused_with_what_to_give(llms, tmp_path):
+    folder = tmp_path / "onnx-llm"
+    shutil.copytree(llms["ref"], folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "model.onnx").write_bytes(b"not read")
+    with pytest.raises(ModelError, match="ONNX export of a causal LM.*Hugging Face folder or the .gguf file"):
+        CausalLMClassifier(str(folder), PromptSpec(TEMPLATE, LABEL_WORDS), device="cpu")
+
+
 def test_identical_copy_is_equivalent_and_the_report_records_the_prompt(llms, tmp_path):
     data = reviews(600)
     result = trusteq.compare(str(llms["ref"]), [str(llms["copy"]), str(llms["other"])], data,

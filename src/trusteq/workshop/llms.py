@@ -361,6 +361,7 @@ def _load_fp32(source: str, offline: bool):
     if not any(a.endswith("ForCausalLM") for a in architectures):
         raise ModelError(f"model '{source}': not a causal LM (config.json architectures: {architectures or 'none'}; "
                          "a decoder-only LLM has one ending in ForCausalLM)")
+    _refuse_onnx(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
         model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float32,
@@ -368,6 +369,18 @@ def _load_fp32(source: str, offline: bool):
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(load_message(source, offline, exc, what="a transformers causal LM", local=_LOCAL)) from None
     return model.eval(), tokenizer
+
+
+def _refuse_onnx(source: str) -> None:
+    """An ONNX export of a causal LM is refused: without the prompt prefix's key/value cache ONNX Runtime scored
+    prompts slower than PyTorch with it on a CPU, and with it each template needs its own export
+    (docs/benchmarks.md, "Prompted LLMs")."""
+    folder = Path(source)
+    weights = [f for pattern in ("*.safetensors", "*.bin") for f in folder.glob(pattern)] if folder.is_dir() else []
+    if folder.is_dir() and not weights and any(folder.glob("*.onnx")):
+        raise ModelError(f"model '{source}': an ONNX export of a causal LM; trusteq runs causal LMs in PyTorch "
+                         "(reusing the prompt prefix's key/value cache): give the Hugging Face folder or the .gguf "
+                         "file it was exported from")
 
 
 def _provenance(folder: str) -> dict:
