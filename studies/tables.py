@@ -34,17 +34,19 @@ def _size(study: dict) -> tuple[str, str]:
 
 
 def models_table(report: dict) -> str:
-    """Per model: parameters, MB, accuracy, agreement, flip rate, ECE, calibration error, Brier."""
-    rows = ["| model | parameters | MB | accuracy [95% CI] | agreement | flip rate | ECE equal-width | "
+    """Per model: parameters, MB, accuracy, agreement (top-1), flip rate, mean KL, ECE, calibration error,
+    Brier."""
+    rows = ["| model | parameters | MB | accuracy [95% CI] | agreement | flip rate | mean KL (nats) | ECE equal-width | "
             "ECE equal-mass | calibration error (debiased, verdict) | Brier |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in [report["reference"], *report["candidates"]]:
         m = report["models"][name]
         params, mb = _size(report.get("study", {}).get("models", {}).get(name, {}))
         c = report["comparisons"].get(name)
         agree = _f(c["agreement"]["value"]) if c else "(reference)"
         flips = _f(c["flip_rate"]["total"]["value"]) if c else "–"
-        rows.append(f"| {name} | {params} | {mb} | {_ci(m['accuracy'])} | {agree} | {flips} | "
+        kl = f"{c['kl']['value']:.4f}" if c else "–"
+        rows.append(f"| {name} | {params} | {mb} | {_ci(m['accuracy'])} | {agree} | {flips} | {kl} | "
                     f"{_f(m['ece']['equal_width']['value'])} | {_f(m['ece']['equal_mass']['value'])} | "
                     f"{_f(m['calibration_error']['value'])} | {_f(m['brier']['value'])} |")
     return "\n".join(rows)
