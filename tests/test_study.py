@@ -337,13 +337,19 @@ def test_a_work_folder_spelled_from_home_is_reported_from_home(tmp_path, monkeyp
     from trusteq.results import CompareResult
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRUSTEQ_CACHE_DIR", str(tmp_path / "home" / ".cache" / "trusteq"))
     work, base = tmp_path / "home" / ".cache" / "w", tmp_path / "repo" / "studies"
+    pulled = str(tmp_path / "home" / ".cache" / "trusteq" / "llms" / "x")  # a pulled LLM, in trusteq's cache
     summary = {"data": {"source": str(tmp_path / "repo" / "data" / "t.tsv")},
-               "models": {"a": {"source": str(work / "e" / "a")}, "b": {"source": str(tmp_path / "m")}}}
+               "models": {"a": {"source": str(work / "e" / "a"), "folder": str(work / "e" / "a")},
+                          "b": {"source": str(tmp_path / "m")}, "llm": {"source": pulled, "folder": pulled}}}
     result = CompareResult(summary, dataset=None, probs={})
     studied = result.for_study({"models": {"c": {"source_model": str(work / "e" / "a")}}}, base, work)
     assert studied.summary == {"data": {"source": "../data/t.tsv"},
-                               "models": {"a": {"source": "~/.cache/w/e/a"}, "b": {"source": "../../m"}},
+                               "models": {"a": {"source": "~/.cache/w/e/a", "folder": "~/.cache/w/e/a"},
+                                          "b": {"source": "../../m"},
+                                          "llm": {"source": "~/.cache/trusteq/llms/x",
+                                                  "folder": "~/.cache/trusteq/llms/x"}},
                                "study": {"models": {"c": {"source_model": "~/.cache/w/e/a"}}}}
     assert result.summary["data"]["source"].startswith("/") and "study" not in result.summary  # left as it was
 

@@ -161,18 +161,20 @@ class CompareResult:
 
     def for_study(self, study: dict, base: Path, home_work: Path | None = None) -> "CompareResult":
         """This result as a study reports it: a copy whose summary has the ``study`` record and every path of
-        this machine it records (data and model sources, the models' provenance) written relative to ``base``,
-        the study file's folder, so a committed report does not name the machine's folders; paths inside
-        ``home_work`` (a work folder the study file spells from ``~``) are written from ``~``. This result is
+        this machine it records (data and model sources and folders, the models' provenance) written relative to
+        ``base``, the study file's folder, so a committed report does not name the machine's folders; paths inside
+        ``home_work`` (a work folder the study file spells from ``~``) or trusteq's cache (pulled LLMs) are
+        written from ``~``. This result is
         left as it is."""
+        from .cache import cache_dir
+
         summary = copy.deepcopy(self.summary)
+        roots = [r for r in (home_work, cache_dir()) if r is not None]
         data = summary.get("data", {})
         if "source" in data:
-            data["source"] = relative_paths(data["source"], base, home_work)
-        for info in summary.get("models", {}).values():
-            if isinstance(info, dict) and "source" in info:
-                info["source"] = relative_paths(info["source"], base, home_work)
-        summary["study"] = relative_paths(study, base, home_work)
+            data["source"] = relative_paths(data["source"], base, roots)
+        summary["models"] = relative_paths(summary.get("models", {}), base, roots)
+        summary["study"] = relative_paths(study, base, roots)
         return replace(self, summary=summary)
 
 
@@ -235,16 +237,19 @@ def _prompt_record(settings, models) -> dict:
     return {"prompt": {**prompt.record(), "chat_template": chat}}
 
 
-def relative_paths(value, base: Path, home_work: Path | None = None):
+def relative_paths(value, base: Path, home_work=None):
     """``value`` with every absolute path string in it (recursively through dicts and lists) made relative to
-    ``base`` (or written from ``~`` inside ``home_work``); other values unchanged. Returns a new value."""
+    ``base``, or written from ``~`` when inside ``home_work`` (a folder under the home folder, or a list of
+    them); other values unchanged. Returns a new value."""
+    roots = [home_work] if isinstance(home_work, (str, Path)) else list(home_work or [])
     if isinstance(value, dict):
-        return {k: relative_paths(v, base, home_work) for k, v in value.items()}
+        return {k: relative_paths(v, base, roots) for k, v in value.items()}
     if isinstance(value, list):
-        return [relative_paths(v, base, home_work) for v in value]
+        return [relative_paths(v, base, roots) for v in value]
     if isinstance(value, str) and os.path.isabs(value):
-        if home_work is not None and Path(value).is_relative_to(home_work):
-            return "~/" + Path(value).relative_to(Path.home()).as_posix()
+        home = Path.home()
+        if any(Path(value).is_relative_to(r) and Path(r).is_relative_to(home) for r in roots):
+            return "~/" + Path(value).relative_to(home).as_posix()
         try:
             return os.path.relpath(value, base)
         except ValueError:  # another drive (Windows): no relative path exists
