@@ -134,21 +134,21 @@ class DecoderFlops:
     from token counts.
 
     Per prompt with ``c`` tokens computed (those after the cached prefix, if any) out of ``L``: 2 x (decoder
-    linear weights) x c for the projections and feed-forward layers, 4 x (heads x head_dim) x layers x c x L for
-    attention scores and their weighted sum, and 2 x hidden x vocab for the output layer at the one position
-    kept (single-token label words; embeddings, norms and softmax left out).
+    linear weights, from the config: attention projections and a gated feed-forward layer, as in Llama and
+    Gemma; int8 layers counted as their fp32 shapes) x c, 4 x (heads x head_dim) x layers x c x L for attention
+    scores and their weighted sum, and 2 x hidden x vocab for the output layer at the one position kept
+    (single-token label words; embeddings, norms and softmax left out).
     """
 
     def __init__(self, clf, cached: bool):
-        import torch
-
-        lm, cfg = clf.model, clf.model.config
-        layers = lm.model.layers
-        self.per_token = 2 * sum(m.weight.numel() for m in layers.modules() if isinstance(m, torch.nn.Linear))
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.attention = 4 * cfg.num_attention_heads * head_dim * cfg.num_hidden_layers
-        self.output = 2 * cfg.hidden_size * cfg.vocab_size
-        self.shape = (cfg.hidden_size, cfg.intermediate_size)
+        cfg = clf.model.config
+        h, heads, kv = cfg.hidden_size, cfg.num_attention_heads, getattr(cfg, "num_key_value_heads", None)
+        head_dim = getattr(cfg, "head_dim", None) or h // heads
+        per_layer = 2 * h * heads * head_dim + 2 * h * (kv or heads) * head_dim + 3 * h * cfg.intermediate_size
+        self.per_token = 2 * per_layer * cfg.num_hidden_layers
+        self.attention = 4 * heads * head_dim * cfg.num_hidden_layers
+        self.output = 2 * h * cfg.vocab_size
+        self.shape = (h, cfg.intermediate_size)
         self.clf, self.prefix = clf, len(clf._prefix()) if cached else 0
 
     def tokens(self, pairs) -> tuple[np.ndarray, np.ndarray]:
@@ -422,7 +422,7 @@ def llm(args) -> None:
     targets = model(ds.pairs).argmax(axis=1)
     flops = DecoderFlops(clf, cached=True)
     gemm = matmul_rate(*flops.shape)
-    print(f"LLM {args.llm} ({sum(t.numel() for t in clf.model.parameters()) / 1e6:.1f}M parameters, "
+    print(f"LLM {args.llm} ({clf.load_info['parameters'] / 1e6:.1f}M parameters, "
           f"{clf.load_info.get('method') or 'as loaded'}); {len(ds)} texts of {args.data}; prompt prefix cached: "
           f"{flops.prefix} tokens; fp32 matrix multiply {gemm / 1e9:.0f} GFLOP/s")
     for name, m, f in (("prefix cached", clf, flops), ("uncached", uncached, DecoderFlops(uncached, False))):

@@ -334,11 +334,12 @@ def load_causal_lm(source, *, offline: bool = False):
     model, tokenizer = _load_fp32(folder, offline)
     prov = _provenance(folder)
     method = prov.get("method") if prov.get("kind") == "causal-lm" else None
+    parameters = int(sum(p.numel() for p in model.parameters()))  # before int8 packs its Linear weights
     if method == "int8":
         _dynamic_int8(model)
     info = {"kind": "causal-lm", "source": str(source), "folder": folder, "architecture": type(model).__name__,
             "layers": int(model.config.num_hidden_layers),
-            "parameters": int(sum(p.numel() for p in model.parameters())), "method": method,
+            "parameters": parameters, "method": method,
             "runtime": _INT8 if method == "int8" else "fp32", "batch_invariant": method != "int8",
             "chat_template": bool(getattr(tokenizer, "chat_template", None)),
             "gguf": prov.get("gguf") or prov.get("source_gguf")}
