@@ -75,7 +75,7 @@ from trusteq.models import TaskModel, load_model
 from trusteq.predict import onnx_twin
 from trusteq.metrics.stats import Bootstrap
 
-LLM_TEMPLATE = "Review: {text}\\nIs the sentiment positive or negative? Answer with one word.\\nAnswer:"
+LLM_TEMPLATE = "Review: {text}\\nIs the sentiment positive or negative? Answer with one word."  # studies/llm-sst2
 DEFAULTS = {"lime_samples": CompareSettings().lime_samples, "shap_evals": CompareSettings().shap_evals}
 
 
@@ -156,15 +156,14 @@ class DecoderFlops:
         total = np.array([len(self.clf._fit(a, b)) for a, b in pairs], dtype=np.float64)
         return total - self.prefix, total
 
-    def per_prompt(self, pairs) -> np.ndarray:
-        computed, total = self.tokens(pairs)
+    def per_prompt(self, computed: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """Operations per prompt from its (computed, attended) tokens (:meth:`tokens`)."""
         return self.per_token * computed + self.attention * computed * total + self.output
 
     def __call__(self, counter: Counter) -> tuple[float, float]:
         """(total operations, mean tokens computed per prompt) of every prompt the counter saw."""
-        calls = [c for c in counter.calls if len(c)]
-        ops = sum(float(self.per_prompt(c).sum()) for c in calls)
-        return ops, float(np.concatenate([self.tokens(c)[0] for c in calls]).mean())
+        computed, total = (np.concatenate(t) for t in zip(*(self.tokens(c) for c in counter.calls if len(c))))
+        return float(self.per_prompt(computed, total).sum()), float(computed.mean())
 
 
 def matmul_rate(hidden: int, intermediate: int) -> float:
@@ -432,9 +431,9 @@ def llm(args) -> None:
         m.predict_proba(pairs)
         seconds = time.perf_counter() - t
         computed, total = f.tokens(pairs)
+        rate = f.per_prompt(computed, total).sum() / seconds
         print(f"raw scoring, {name:13s}: {len(pairs) / seconds:6.1f} prompts/s, {total.mean():.1f} tokens "
-              f"({computed.mean():.1f} computed), {f.per_prompt(pairs).sum() / seconds / 1e9:5.1f} GFLOP/s = "
-              f"{f.per_prompt(pairs).sum() / seconds / gemm:5.1%} of matmul", flush=True)
+              f"({computed.mean():.1f} computed), {rate / 1e9:5.1f} GFLOP/s = {rate / gemm:5.1%} of matmul", flush=True)
     for explainer, budget in (("lime", args.lime_samples), ("shap", args.shap_evals)):
         c = Counter(model)
         t = time.perf_counter()

@@ -44,6 +44,8 @@ __all__ = [
     "load_model",
     "align_labels",
     "export_onnx",
+    "is_onnx_folder",
+    "load_message",
     "encode_texts",
 ]
 
@@ -482,8 +484,7 @@ def load_model(spec, name: str | None = None, max_length: int = 128, batch_size:
             spec.name = name
         return spec
     path = Path(str(spec))
-    if path.is_dir() and any(path.glob("*.onnx")) and not any(path.glob("*.safetensors")) \
-            and not any(path.glob("pytorch_model*.bin")):
+    if is_onnx_folder(path):
         return ONNXClassifier(path, name=name, max_length=max_length, batch_size=batch_size, device=device,
                               threads=threads)
     if not path.exists() and (str(spec).startswith((".", "/")) or str(spec).count("/") > 1):
@@ -776,6 +777,13 @@ def from_pretrained(loader, source, **kwargs):
         return loader.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(load_message(str(source), False, exc, how="give a local folder")) from None
+
+
+def is_onnx_folder(path) -> bool:
+    """Whether ``path`` is the folder of an ONNX export: a ``*.onnx`` graph and no PyTorch weights."""
+    p = Path(str(path))
+    return p.is_dir() and any(p.glob("*.onnx")) and not any(p.glob("*.safetensors")) \
+        and not any(p.glob("pytorch_model*.bin"))
 
 
 def load_message(source: str, offline: bool, exc: Exception, what: str = "a transformers sequence classifier",

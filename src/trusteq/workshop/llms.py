@@ -58,7 +58,7 @@ import numpy as np
 
 from .. import cache
 from ..errors import ModelError, SettingsError
-from ..models import load_message
+from ..models import is_onnx_folder, load_message
 from .common import PROVENANCE, materialise, package_file, parse_method, quiet, write_provenance
 from .encoders import _weights_digest
 
@@ -376,9 +376,7 @@ def _refuse_onnx(source: str) -> None:
     """An ONNX export of a causal LM is refused: without the prompt prefix's key/value cache ONNX Runtime scored
     prompts slower than PyTorch with it on a CPU, and with it each template needs its own export
     (docs/benchmarks.md, "Prompted LLMs")."""
-    folder = Path(source)
-    weights = [f for pattern in ("*.safetensors", "*.bin") for f in folder.glob(pattern)] if folder.is_dir() else []
-    if folder.is_dir() and not weights and any(folder.glob("*.onnx")):
+    if is_onnx_folder(source):
         raise ModelError(f"model '{source}': an ONNX export of a causal LM; trusteq runs causal LMs in PyTorch "
                          "(reusing the prompt prefix's key/value cache): give the Hugging Face folder or the .gguf "
                          "file it was exported from")
