@@ -189,3 +189,68 @@ def run_llm(root, explainers=("lime", "shap"), n: int = 400, explain_limit: int 
                            prompt_template=LLM_TEMPLATE, label_words=LLM_LABEL_WORDS, explainers=list(explainers),
                            explain_limit=explain_limit, lime_samples=kwargs.pop("lime_samples", 500),
                            shap_evals=kwargs.pop("shap_evals", 500), progress=False, **kwargs)
+
+
+# -- the same controls as image classifiers ------------------------------------------------------------------------
+# 14 x 14 grey images on trusteq's 7 x 7 grid: each region is one 2 x 2 cell. Three marker cells in the top half (set
+# A) and three in the bottom half (set B) carry the class: bright (200) for class 1, mid grey (110) for class 0, on a
+# dark noisy background (0-40). A model votes +1 per bright cell and -1 per mid-grey cell of its half; an erased
+# region takes the image's mean colour (below 75), which votes 0, as a removed keyword does.
+
+IMAGE_SIZE, CELL = 14, 2
+IMAGE_LABELS = ("no", "yes")
+
+
+def image_dataset(n: int = 600, seed: int = 0, noise: float = 0.1) -> Dataset:
+    """The synthetic images (n examples, task ``image-classification``)."""
+    rng = np.random.default_rng(seed)
+    half = IMAGE_SIZE // CELL // 2 * (IMAGE_SIZE // CELL)  # cells in the top half (rows 0-2 of 7: 21 cells)
+    examples = []
+    for i in range(n):
+        cls = int(rng.integers(0, 2))
+        image = rng.integers(0, 41, size=(IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.uint8)
+        cells = [*rng.choice(half, 3, replace=False), *(rng.choice(half, 3, replace=False) + half + 7)]
+        for cell in cells:
+            r, c = divmod(int(cell), IMAGE_SIZE // CELL)
+            image[r * CELL:(r + 1) * CELL, c * CELL:(c + 1) * CELL] = 200 if cls else 110
+        gold = 1 - cls if rng.random() < noise else cls
+        examples.append(Example(str(i), f"synthetic#{i}", None, IMAGE_LABELS[gold], image=image))
+    return Dataset(examples, "image-classification", IMAGE_LABELS, "synthetic:image-controls",
+                   f"image-controls-{n}-{seed}-{noise}", "synthetic", n)
+
+
+def _votes(images: np.ndarray, top: bool, temperature: float = 1.0) -> np.ndarray:
+    """(n, 2) probabilities from the marker votes of the top (A) or bottom (B) half of (n, 14, 14, 1) images."""
+    rows = slice(0, 6) if top else slice(8, 14)
+    cells = images[:, rows, :, 0].astype(np.float64).reshape(len(images), 3, CELL, 7, CELL).mean(axis=(2, 4))
+    score = (cells > 150).sum(axis=(1, 2)) - ((cells > 75) & (cells <= 150)).sum(axis=(1, 2))
+    p1 = 1 / (1 + np.exp(-SLOPE * score / temperature))
+    return np.stack([1 - p1, p1], axis=1)
+
+
+def _image_dropped(images: np.ndarray) -> np.ndarray:
+    probs = _votes(images, top=True)
+    flip = np.array([zlib.crc32(im.tobytes()) % 7 == 0 for im in images])
+    probs[flip] = probs[flip][:, ::-1]
+    return probs
+
+
+def image_models() -> dict[str, CallableClassifier]:
+    """The reference (reads A) and the four controls as image classifiers on uint8 arrays (n, 14, 14, 1)."""
+    fns = {"reference": lambda x: _votes(x, True), "identical": lambda x: _votes(x, True),
+           "temperature": lambda x: _votes(x, True, temperature=2.0), "other_reasons": lambda x: _votes(x, False),
+           "accuracy_drop": _image_dropped}
+    return {name: CallableClassifier(fn, IMAGE_LABELS, name) for name, fn in fns.items()}
+
+
+def run_images(explainers=("lime", "shap"), n: int = 600, explain_limit: int = 600, **kwargs):
+    """``trusteq.compare`` of the image reference with every image control."""
+    import trusteq
+
+    m = image_models()
+    data = image_dataset(n)
+    return trusteq.compare(m["reference"], [m[k] for k in ("identical", "temperature", "other_reasons",
+                                                            "accuracy_drop")],
+                           data, task=data.task, explainers=list(explainers), explain_limit=explain_limit,
+                           lime_samples=kwargs.pop("lime_samples", 500), shap_evals=kwargs.pop("shap_evals", 2000),
+                           progress=False, **kwargs)

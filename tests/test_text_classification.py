@@ -37,7 +37,7 @@ def ag_models(tmp_path_factory):
 
 def test_recognised_single_text_formats_get_their_standard_label_names(shared_data):
     ag = load_dataset(shared_data / "ag_news/test.tsv", TC)
-    assert (ag.format, ag.texts, len(ag)) == ("ag_news", "single", 3800)
+    assert (ag.format, ag.kind, len(ag)) == ("ag_news", "single", 3800)
     assert ag.label_names == ("world", "sports", "business", "sci/tech")
     assert [int(np.sum(ag.y == k)) for k in range(4)] == [921, 950, 989, 940]  # shared/data/README.md
     assert all(e.text_b is None for e in ag.examples) and ag.pairs[0][1] is None
@@ -57,7 +57,7 @@ def test_generic_files_with_one_text_column(tmp_path):
     full = load_dataset(csv_path, TC, columns=ColumnMap("review", None, "stars"),
                         label_names=["neg", "meh", "ok", "pos"])
     assert full.label_names == ("neg", "meh", "ok", "pos") and full.y.tolist() == [3, 0, 1]
-    assert ds.texts == "single" and ds.examples[0].text_b is None
+    assert ds.kind == "single" and ds.examples[0].text_b is None
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("".join(json.dumps({"t": t, "y": i % 2}) + "\n" for i, (t, _) in enumerate(rows)))
     ds = load_dataset(jsonl, TC, columns=ColumnMap("t", None, "y"), label_names=["neg", "pos"])
@@ -72,7 +72,7 @@ def test_generic_files_with_one_text_column(tmp_path):
 
 def test_pair_files_are_text_classification_too(shared_data):
     snli = load_dataset(shared_data / "snli/test.tsv", TC, limit=20)
-    assert snli.texts == "pair" and snli.label_names == ("entailment", "neutral", "contradiction")
+    assert snli.kind == "pair" and snli.label_names == ("entailment", "neutral", "contradiction")
     mrpc = load_dataset(shared_data / "mrpc_glue/test.tsv", TC, label_names=["different", "same"])
     assert mrpc.label_names == ("different", "same") and mrpc.examples[0].label == "same"
 

@@ -10,6 +10,7 @@ SHAP top-k Jaccard and related metrics, judged against a noise floor).
 >>> trusteq.write_report(result, "out")  # doctest: +SKIP
 """
 
+from . import images  # noqa: F401 - registers the image readers with load_dataset (trusteq.data.READERS)
 from .comparison import compare
 from .data import ColumnMap, Dataset, Example, load_dataset
 from .errors import DataError, LabelError, ModelError, SettingsError, TrustEqError

@@ -43,6 +43,7 @@ from .results import CompareResult, ExplainerResult, build_summary
 from .settings import CompareSettings
 from .slices import decide_slices, kept_columns, slice_record
 from .validation import check_probabilities
+from .vision import load_image_model
 
 __all__ = ["compare", "CompareResult"]
 
@@ -199,7 +200,7 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
         data = load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
                             label_names=s.label_names, keep=kept_columns(s.slices))
     models = _load_models([reference, *candidates], data, s, placement)
-    batching = {m.name: fix_batching(m, data.pairs) for m in models}
+    batching = {m.name: fix_batching(m, data.inputs) for m in models}
     timings["load"] = time.time() - started
 
     with _executor(s.executor, placement, s.ray_address, s.threads) as runner:
@@ -261,8 +262,14 @@ def _load_models(specs, dataset: Dataset, s: CompareSettings, device) -> list[Ta
     for i, spec in enumerate(specs):
         kwargs = dict(name=s.names[i] if s.names else None, max_length=s.max_length, batch_size=s.batch_size,
                       offline=s.offline, device=device or "auto", threads=s.threads)
-        model = load_model(spec, **kwargs) if prompt is None or not isinstance(spec, (str, Path)) \
-            else CausalLMClassifier(str(spec), prompt, **kwargs)
+        if dataset.kind == "image":
+            if prompt is not None:
+                raise SettingsError("a prompt template (--prompt-template, --label-words) is for texts, not images")
+            model = load_image_model(spec, **kwargs)
+        elif prompt is None or not isinstance(spec, (str, Path)):
+            model = load_model(spec, **kwargs)
+        else:
+            model = CausalLMClassifier(str(spec), prompt, **kwargs)
         model.bind(dataset)  # a predictions file: its ids and probabilities checked against the data
         models.append(TaskModel(model, dataset.label_names, s.label_map))
     seen = set()

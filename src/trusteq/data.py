@@ -47,6 +47,8 @@ from .errors import DataError, SettingsError
 __all__ = [
     "TASKS",
     "PAIR_TASKS",
+    "IMAGE_TASKS",
+    "READERS",
     "Example",
     "Dataset",
     "ColumnMap",
@@ -63,7 +65,16 @@ TASKS: dict[str, tuple[tuple[str, ...], ...]] = {
     "nli": (("entailment", "neutral", "contradiction"), ("entailment", "not_entailment")),
     "pi": (("not_paraphrase", "paraphrase"),),
     "text-classification": (),
+    "image-classification": (),
 }
+
+#: Tasks whose examples are images (:attr:`Example.image`); read by :mod:`trusteq.images`.
+IMAGE_TASKS = ("image-classification",)
+
+#: Readers of the tasks whose data are not text, by task, registered by the module that reads them
+#: (:func:`trusteq.images.read_images` for :data:`IMAGE_TASKS`): ``reader(source, columns, label_names,
+#: skip_invalid, keep)`` -> (examples, dropped rows, label names in class order, SHA-256 of what was read, format).
+READERS: dict = {}
 
 #: Tasks whose examples must be sentence pairs.
 PAIR_TASKS = ("nli", "pi")
@@ -116,7 +127,7 @@ def normalize_label(name: str) -> str:
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled sentence pair or single text.
+    """One labelled sentence pair, single text or image.
 
     Attributes
     ----------
@@ -124,14 +135,18 @@ class Example:
         Stable identifier, unique within its dataset (from the file's id
         column, else the 0-based data row index).
     text_a : str
-        First sentence (premise / sentence 1), or the single text.
+        First sentence (premise / sentence 1), or the single text; for an
+        image, where it was read (the path as the data names it, or
+        ``FILE#INDEX`` in an IDX file), shown in reports.
     text_b : str or None
-        Second sentence; None for a single text.
+        Second sentence; None for a single text or an image.
     label : str
         Gold label, a normalised name (:func:`normalize_label`).
     columns : tuple of (str, str)
         Other columns kept from the file (``load_dataset(keep=...)``), as
         ``(column, value)``; a missing value is ``""``.
+    image : ndarray of uint8, shape (H, W, C), C in {1, 3}, or None
+        The pixels of an image example (grey-scale C = 1, RGB C = 3); None for text.
     """
 
     id: str
@@ -139,10 +154,25 @@ class Example:
     text_b: str | None
     label: str
     columns: tuple[tuple[str, str], ...] = ()
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def column(self, name: str) -> str:
         """The kept column ``name``'s value (KeyError if it was not kept)."""
         return dict(self.columns)[name]
+
+    @property
+    def input(self):
+        """What a model is given: the image (H, W, C) uint8, else the pair ``(text_a, text_b)``."""
+        return self.image if self.image is not None else (self.text_a, self.text_b)
+
+    @property
+    def key(self) -> tuple:
+        """The example's content as cache-key parts: ``(text_a, text_b)``, plus the pixels' SHA-256 and shape
+        for an image."""
+        if self.image is None:
+            return self.text_a, self.text_b
+        pixels = np.ascontiguousarray(self.image)
+        return self.text_a, self.text_b, hashlib.sha256(pixels.tobytes()).hexdigest(), list(pixels.shape)
 
 
 @dataclass
@@ -190,12 +220,19 @@ class Dataset:
 
     @property
     def pairs(self) -> list[tuple[str, str | None]]:
-        """Model inputs, shape (n,): ``(text_a, text_b)``, or ``(text, None)`` for single texts."""
+        """Text inputs, shape (n,): ``(text_a, text_b)``, or ``(text, None)`` for single texts."""
         return [(e.text_a, e.text_b) for e in self.examples]
 
     @property
-    def texts(self) -> str:
-        """``"single"`` if the examples are single texts, else ``"pair"``."""
+    def inputs(self) -> list:
+        """Model inputs, length n (:attr:`Example.input`): pairs, or images (H, W, C) uint8."""
+        return [e.input for e in self.examples]
+
+    @property
+    def kind(self) -> str:
+        """The input kind: ``"image"``, ``"single"`` (single texts) or ``"pair"``."""
+        if self.examples and self.examples[0].image is not None:
+            return "image"
         return "single" if self.examples and self.examples[0].text_b is None else "pair"
 
     @property
@@ -213,15 +250,18 @@ class ColumnMap:
     of digits) when the file has no header line (``header=False``).
     ``text_b`` None means single texts in ``text_a`` (``--text``).
     ``label_names`` names integer label codes: code ``i`` is
-    ``label_names[i]``.
+    ``label_names[i]``. ``image`` (``--image``, task ``image-classification``)
+    is the column of image paths, relative to the file's folder; ``text_a``
+    and ``text_b`` are then None.
     """
 
-    text_a: str | int
+    text_a: str | int | None
     text_b: str | int | None
     label: str | int
     id: str | int | None = None
     header: bool = True
     label_names: tuple[str, ...] | None = None
+    image: str | int | None = None
 
 
 @dataclass
@@ -311,6 +351,10 @@ def load_dataset(
         label_names = tuple(str(n) for n in label_names)
         check_label_names(label_names)
     src = str(source)
+    if task in READERS:
+        examples, dropped, label_names, digest, fmt = READERS[task](src, columns, label_names, skip_invalid, keep)
+        return _sample(Dataset(examples, task, label_names, src, digest, fmt, len(examples) + len(dropped),
+                               None, dropped), limit, seed)
     if src.startswith("hf:"):
         raw, digest = _read_hf(src[3:], split, columns, keep)
     else:
@@ -328,13 +372,20 @@ def load_dataset(
     examples, dropped = _validate(src, raw, task, skip_invalid)
     n_rows = len(examples) + len(dropped)
     label_names = _label_set(src, task, examples, raw.codes)
-    if limit is not None:
-        if limit < 1:
-            raise SettingsError(f"limit must be >= 1, got {limit}")
-        if limit < len(examples):
-            keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
-            examples = [examples[i] for i in keep]
-    return Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, limit, dropped)
+    return _sample(Dataset(examples, task, label_names, src, digest, raw.fmt, n_rows, None, dropped), limit, seed)
+
+
+def _sample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    """``dataset`` cut to a seeded sample of ``limit`` examples in file order (``limit`` None: all of it)."""
+    if limit is None:
+        return dataset
+    if limit < 1:
+        raise SettingsError(f"limit must be >= 1, got {limit}")
+    dataset.limit = limit
+    if limit < len(dataset):
+        keep = np.sort(np.random.default_rng(seed).choice(len(dataset), size=limit, replace=False))
+        dataset.examples = [dataset.examples[i] for i in keep]
+    return dataset
 
 
 def _check_texts(path: str, raw: _Raw, task: str) -> None:

@@ -431,7 +431,8 @@ class CallableClassifier(PairClassifier):
     Parameters
     ----------
     fn : callable
-        Takes a list of ``(text_a, text_b)`` and returns an array (n, C) of
+        Takes a list of ``(text_a, text_b)`` (images: a uint8 array of shape
+        (n, H, W, C), C = 1 grey or 3 RGB) and returns an array (n, C) of
         probabilities in the order of ``class_names``.
     class_names : sequence of str
         Names of the C classes.
@@ -452,6 +453,8 @@ class CallableClassifier(PairClassifier):
         self.fingerprint = fingerprint
 
     def predict_proba(self, pairs: Pairs, progress: bool = False) -> np.ndarray:
+        if len(pairs) and isinstance(pairs[0], np.ndarray):  # images: one uint8 array (n, H, W, C)
+            return np.asarray(self.fn(np.stack(pairs)), dtype=np.float64)
         return np.asarray(self.fn(list(pairs)), dtype=np.float64)
 
     def arguments(self) -> dict:
@@ -467,6 +470,7 @@ def load_model(spec, name: str | None = None, max_length: int = 128, batch_size:
     spec : str, path or PairClassifier
         A folder holding a ``*.onnx`` graph (ONNX Runtime), any other folder
         or a hub id (transformers), or an already built model (kept where it is).
+        Image classifiers load with :func:`trusteq.vision.load_image_model`.
     device : str or torch.device, default="auto"
         Where the model runs (:func:`trusteq.devices.resolve_device`).
     threads : int, optional
@@ -620,6 +624,8 @@ class TaskModel:
         """How pairs are grouped into model calls; part of every cache key."""
         if self.pair_by_pair:
             return "one pair per call"
+        if getattr(self.model, "batch_policy", None):
+            return self.model.batch_policy
         size = getattr(self.model, "batch_size", None)
         return f"length batches of up to {size}" if size else "the caller's batches"
 

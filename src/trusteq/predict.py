@@ -78,7 +78,7 @@ def predict(model: TaskModel, dataset: Dataset, use_cache: bool = True, progress
     path = None
     if use_cache and fp is not None:
         path = cache.entry("predictions", "predict", fp, model.batching, dataset.sha256, dataset.ids, fan_out=False)
-    pairs, cached = dataset.pairs, []
+    pairs, cached = dataset.inputs, []
 
     def compute(missing):
         probs = predict_sharded(executor or LocalExecutor(), model, pairs, progress=progress)

@@ -210,7 +210,7 @@ class Protocol:
         (``settings.explain_runtime``)."""
         from .predict import onnx_twin
 
-        twins = [onnx_twin(m, [(e.text_a, e.text_b) for e in examples]) for m in models]
+        twins = [onnx_twin(m, [e.input for e in examples]) for m in models]
         return [twin for twin, _ in twins], {m.name: record for m, (_, record) in zip(models, twins)}
 
     def explain(self, job: ExplainJob) -> tuple[dict[str, ExplainerResult], dict[str, dict]]:
@@ -416,10 +416,10 @@ class PairProtocol(Protocol):
     def cost(self, explainer, examples, settings):
         """Per model: exact evaluations once, plus 2 seeded runs per repeat (alignment and floor), each the
         registry's estimate (:attr:`trusteq.explain.ExplainerSpec.cost`)."""
-        from .explain import REGISTRY, segment
+        from .explain import REGISTRY, features
 
         spec, budget = REGISTRY[explainer], settings.budget(explainer)
-        costs = np.array([spec.cost(segment(e.text_a, e.text_b), budget) for e in examples]).reshape(-1, 2)
+        costs = np.array([spec.cost(features(e), budget) for e in examples]).reshape(-1, 2)
         once, per_run = costs.mean(axis=0) if len(costs) else (0.0, 0.0)
         total = float(once + 2 * settings.explain_repeats * per_run)
         return {"reference": total, "candidate": total}

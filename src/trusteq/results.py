@@ -202,7 +202,7 @@ def build_summary(*, dataset, models, settings, protocol, boot, explained, model
         "seed": s.seed,
         "reference": models[0].name,
         "candidates": [m.name for m in models[1:]],
-        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format, "texts": dataset.texts,
+        "data": {"source": dataset.source, "sha256": dataset.sha256, "format": dataset.format, "texts": dataset.kind,
                  "rows": dataset.n_rows, "examples": len(dataset), "limit": dataset.limit,
                  "dropped": dataset.dropped,
                  "label_counts": {name: int(np.sum(y == k)) for k, name in enumerate(dataset.label_names)}},

@@ -37,17 +37,19 @@ An explanation is a pure function of (model, examples, settings), so
 from __future__ import annotations
 
 from ._cached import explain_cached
-from ._features import WORD, Explanation, Feature, example_seed, render, segment
+from ._features import WORD, Explanation, Feature, example_seed, features, perturb, render, segment
+from ._regions import GRID, Region, image_regions
 from ._paper import BUDGETS as PAPER_BUDGETS
 from ._paper import SEPARATORS
 from ._paper import paper_jaccard
 from ._paper_cached import PAPER_EXPLAINERS, PaperExplanation, explain_paper_cached, paper_cost, paper_jaccards
 from ._registry import EXPLAINERS, REGISTRY, ExplainerSpec
 from ._run import explain_examples
-from ._shap import exact_cost, pair_linkage, sentence_sizes
+from ._hierarchy import exact_cost, linkage_cost, pair_linkage, region_linkage, sentence_sizes
 
 __all__ = ["EXPLAINERS", "REGISTRY", "ExplainerSpec", "WORD", "Feature", "Explanation", "segment",
-           "render", "example_seed", "pair_linkage", "exact_cost", "sentence_sizes", "explain_examples", "explain_cached",
+           "render", "features", "perturb", "GRID", "Region", "image_regions", "region_linkage", "linkage_cost",
+           "example_seed", "pair_linkage", "exact_cost", "sentence_sizes", "explain_examples", "explain_cached",
            "PAPER_EXPLAINERS", "PAPER_BUDGETS", "PaperExplanation", "explain_paper_cached", "paper_jaccard",
            "paper_jaccards", "paper_cost", "PAPER_TASKS"]
 

@@ -17,7 +17,7 @@ import numpy as np
 from .. import cache
 from ..executors import LocalExecutor, Unit
 from ..models import TaskModel
-from ._features import Explanation, segment
+from ._features import Explanation, features as features_of
 from ._registry import REGISTRY
 from ._run import explain_examples
 
@@ -50,7 +50,7 @@ def explain_cached(models: Sequence[TaskModel], examples, targets, *, explainer:
     """
     spec = REGISTRY[explainer]
     targets = [int(t) for t in targets]
-    features = [segment(ex.text_a, ex.text_b) for ex in examples]
+    features = [features_of(ex) for ex in examples]
 
     def path(m, i):
         key = ("exact", "exact") if spec.exact(features[i], budget) else (seed, budget)
@@ -102,8 +102,8 @@ def _path(model: TaskModel, ex, explainer, target, seed, budget):
     """Cache file of one explanation; an exact one is keyed with seed and budget "exact". None: not cached."""
     if model.fingerprint is None:
         return None
-    return entry_path("explain", EXPLAIN_VERSION, model.fingerprint, model.batching, ex.id, ex.text_a, ex.text_b,
-                      explainer, seed, budget, target)
+    return entry_path("explain", EXPLAIN_VERSION, model.fingerprint, model.batching, ex.id, *ex.key, explainer, seed,
+                      budget, target)
 
 
 def entry_path(*parts):

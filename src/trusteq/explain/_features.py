@@ -1,7 +1,9 @@
 """Word features of a sentence pair (or a single text), the input with words removed, and an explanation record.
 
 Like lime's ``IndexedString``, this module owns the text domain: every model
-is explained over the same word features, whatever its tokenizer.
+is explained over the same word features, whatever its tokenizer. An image's
+features are regions (:mod:`._regions`); :func:`features` and :func:`perturb`
+give any example's features and perturbed model input, whatever its kind.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["WORD", "Feature", "Explanation", "segment", "render", "example_seed"]
+from ._regions import erase, image_regions
+
+__all__ = ["WORD", "Feature", "Explanation", "segment", "render", "features", "perturb", "example_seed"]
 
 #: A word: letters/digits/underscore, with inner apostrophes ("don't").
 WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
@@ -39,6 +43,10 @@ class Feature:
     start: int
     end: int
 
+    def record(self) -> dict:
+        """The word's keys in ``explanations.jsonl``."""
+        return {"word": self.word, "sentence": self.sentence, "position": self.position}
+
 
 @dataclass
 class Explanation:
@@ -52,7 +60,7 @@ class Explanation:
     seed : int
     explained_class : int
         Index into the task's label names.
-    features : list of Feature, length d
+    features : list of Feature (words) or Region (image regions), length d
     weights : ndarray, shape (d,)
         Attribution of each feature to the explained class's probability
         (LIME: ridge coefficient; SHAP: Shapley/Owen value, in probability
@@ -79,8 +87,7 @@ class Explanation:
             "seed": self.seed,
             "explained_class": label_names[self.explained_class],
             "n_evals": self.n_evals,
-            "features": [{"word": f.word, "sentence": f.sentence, "position": f.position, "weight": float(w)}
-                         for f, w in zip(self.features, self.weights)],
+            "features": [{**f.record(), "weight": float(w)} for f, w in zip(self.features, self.weights)],
         }
 
 
@@ -96,6 +103,22 @@ def segment(text_a: str, text_b: str | None) -> list[Feature]:
         for pos, m in enumerate(WORD.finditer(text)):
             feats.append(Feature(m.group(), sentence, pos, m.start(), m.end()))
     return feats
+
+
+def features(example) -> list:
+    """An example's features: its words (:func:`segment`), or an image's regions
+    (:func:`._regions.image_regions`)."""
+    if example.image is not None:
+        return image_regions(example.image)
+    return segment(example.text_a, example.text_b)
+
+
+def perturb(example, features: Sequence, keep: np.ndarray):
+    """The model input of ``example`` with the features where ``keep`` (d,) is False removed: the pair
+    (:func:`render`), or the image with those regions erased (:func:`._regions.erase`)."""
+    if example.image is not None:
+        return erase(example.image, features, keep)
+    return render(example.text_a, example.text_b, features, keep)
 
 
 def _sentences(text_a: str, text_b: str | None) -> list[tuple[str, str]]:

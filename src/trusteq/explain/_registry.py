@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 
 from ._features import Feature
 from ._lime import explain_lime
-from ._shap import exact_cost, explain_owen, explain_permutation, is_exact, sentence_sizes
+from ._hierarchy import features_cost, is_exact
+from ._shap import explain_owen, explain_permutation
 
 __all__ = ["ExplainerSpec", "REGISTRY", "EXPLAINERS"]
 
@@ -37,7 +38,7 @@ def _permutation_cost(features: Sequence[Feature], budget: int) -> tuple[float, 
 
 def _owen_cost(features: Sequence[Feature], budget: int) -> tuple[float, float]:
     """Exact Owen values where they fit (computed once per model, shared by every seed), else permutations."""
-    cost = exact_cost(*sentence_sizes(features))
+    cost = features_cost(features)
     return (float(cost), 0.0) if cost <= budget else _permutation_cost(features, budget)
 
 

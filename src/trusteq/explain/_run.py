@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data import Example
 from ..validation import check_at_least, check_option
-from ._features import Explanation, example_seed, segment
+from ._features import Explanation, example_seed, features as features_of
 from ._registry import EXPLAINERS, REGISTRY
 
 __all__ = ["explain_examples"]
@@ -49,7 +49,7 @@ def explain_examples(models: Mapping[str, ModelFn], examples: Sequence[Example],
     if len(targets) != len(examples):
         raise ValueError(f"{len(targets)} targets for {len(examples)} examples")
     check_at_least("budget", budget, 2)
-    features = [segment(ex.text_a, ex.text_b) for ex in examples]
+    features = [features_of(ex) for ex in examples]
     seeds = [example_seed(seed, ex.id) for ex in examples]
     per_example = REGISTRY[explainer].run(models, examples, features, targets, seeds, budget)
     out: dict[str, list[Explanation]] = {name: [] for name in models}

@@ -1,8 +1,10 @@
-"""SHAP over the word features of a pair: exact Owen values where the budget allows, a seeded estimate where not.
+"""SHAP over an example's features (words of a pair, regions of an image): exact Owen values where the budget
+allows, a seeded estimate where not.
 
 Both explainers of ``"shap"`` compute the same quantity, the Owen values of
-the pair hierarchy (:func:`pair_linkage`: adjacent words joined within a
-sentence, the two sentences only at the root), for the explained class:
+the example's hierarchy (:mod:`._hierarchy`: the pair hierarchy of words,
+adjacent words joined within a sentence and the two sentences only at the
+root; or the quadtree of an image's regions), for the explained class:
 
 * **exact** when the full expansion of ``shap.PartitionExplainer`` costs at
   most the budget (:func:`exact_cost`; 20 + 21 words: 1,500 evaluations). The
@@ -36,107 +38,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..data import Example
-from ._features import Feature, render
+from ._features import Feature, perturb
+from ._hierarchy import feature_hierarchy, features_cost, is_exact
 
-__all__ = ["pair_linkage", "exact_cost", "sentence_sizes", "is_exact", "explain_owen", "explain_permutation", "PARTITION_BATCH"]
+__all__ = ["explain_owen", "explain_permutation", "PARTITION_BATCH"]
 
 #: Masks per model call when the hierarchy is fully expanded (the order of expansion does not matter there).
 PARTITION_BATCH = 256
-
-
-def pair_linkage(n_a: int, n_b: int) -> np.ndarray:
-    """Hierarchy over the d = n_a + n_b features as a SciPy linkage matrix.
-
-    Within each sentence adjacent spans are joined pairwise, bottom-up (a
-    balanced binary tree over word order); the two sentence trees are joined
-    last. Heights increase with level, so the matrix is monotone.
-
-    Returns
-    -------
-    ndarray, shape (d - 1, 4): ``[left, right, height, size]`` rows.
-
-    Raises
-    ------
-    ValueError
-        d < 2.
-    """
-    if n_a + n_b < 2:
-        raise ValueError("a pair needs at least two word features to build a hierarchy")
-    rows: list[list[float]] = []
-    next_id = n_a + n_b
-
-    def build(leaves: list[int]) -> tuple[int, int, int]:
-        nonlocal next_id
-        nodes = [(leaf, 1, 0) for leaf in leaves]  # (id, size, level)
-        while len(nodes) > 1:
-            merged = []
-            for i in range(0, len(nodes) - 1, 2):
-                (left, ls, ll), (right, rs, rl) = nodes[i], nodes[i + 1]
-                level = max(ll, rl) + 1
-                rows.append([left, right, level, ls + rs])
-                merged.append((next_id, ls + rs, level))
-                next_id += 1
-            if len(nodes) % 2:
-                merged.append(nodes[-1])
-            nodes = merged
-        return nodes[0]
-
-    roots = [build(list(range(0, n_a)))] if n_a else []
-    if n_b:
-        roots.append(build(list(range(n_a, n_a + n_b))))
-    if len(roots) == 2:
-        (left, ls, ll), (right, rs, rl) = roots
-        rows.append([left, right, max(ll, rl) + 1, ls + rs])
-    return _sorted_by_height(np.array(rows, dtype=np.float64), n_a + n_b)
-
-
-def _sorted_by_height(z: np.ndarray, d: int) -> np.ndarray:
-    """Rows ordered by height (a valid linkage), cluster ids relabelled to match."""
-    order = np.argsort(z[:, 2], kind="stable")
-    if np.array_equal(order, np.arange(len(z))):
-        return z
-    new_id = {d + old: d + new for new, old in enumerate(order)}
-    z = z[order]
-    for row in z:
-        row[0] = new_id.get(int(row[0]), row[0])
-        row[1] = new_id.get(int(row[1]), row[1])
-    return z
-
-
-def exact_cost(n_a: int, n_b: int) -> int:
-    """Model evaluations of the exact Owen values of the pair hierarchy (full Partition expansion).
-
-    shap's Partition recursion evaluates two masks for each visit of an inner
-    node, and a node at depth D is visited in 2**D contexts (each ancestor's
-    sibling present or absent); plus the empty and the full pair. So the cost
-    is 2 + 2 * sum over inner nodes of 2**depth: 1,500 for 20 + 21 words,
-    2,476 for 30 + 30, about 0.6 d**2 to 0.9 d**2 (checked against shap's own
-    count in ``tests/test_explain.py``). d <= 1 costs 2 (or 0 with no word).
-    """
-    d = n_a + n_b
-    if d <= 1:
-        return 2 * d
-    z = pair_linkage(n_a, n_b)
-    depth = {d + len(z) - 1: 0}
-    total = 2
-    for i in range(len(z) - 1, -1, -1):  # parents come after their children in a linkage
-        node_depth = depth[d + i]
-        total += 2 * 2 ** node_depth
-        for child in z[i, :2].astype(int):
-            if child >= d:
-                depth[child] = node_depth + 1
-    return total
-
-
-def sentence_sizes(features: Sequence[Feature]) -> tuple[int, int]:
-    """(n_a, n_b): the word features of sentence a and of sentence b (a's come first)."""
-    n_a = sum(f.sentence == "a" for f in features)
-    return n_a, len(features) - n_a
-
-
-def is_exact(features: Sequence[Feature], budget: int) -> bool:
-    """Whether SHAP computes exact Owen values for these features within ``budget`` evaluations."""
-    return exact_cost(*sentence_sizes(features)) <= budget
 
 
 def explain_owen(models: Mapping[str, callable], examples: Sequence[Example], features: Sequence[list[Feature]],
@@ -192,7 +100,7 @@ def _masked_model(fn, ex, feats, target, calls: list):
     """The explained class's probability for binary feature masks (n, d) -> (n, 1)."""
     def f(x: np.ndarray) -> np.ndarray:
         calls[0] += len(x)
-        return np.asarray(fn([render(ex.text_a, ex.text_b, feats, row > 0.5) for row in x]))[:, [target]]
+        return np.asarray(fn([perturb(ex, feats, row > 0.5) for row in x]))[:, [target]]
     return f
 
 
@@ -200,7 +108,7 @@ def _trivial(fn, ex, feats, target):
     """d <= 1: no features, or one word whose attribution is the full change in probability."""
     if not feats:
         return np.zeros(0), 0
-    full, empty = fn([render(ex.text_a, ex.text_b, feats, np.array([k])) for k in (True, False)])
+    full, empty = fn([perturb(ex, feats, np.array([k])) for k in (True, False)])
     return np.array([full[target] - empty[target]]), 2
 
 
@@ -218,10 +126,10 @@ def _partition(fn, ex, feats, target, seed):
     if d <= 1:
         return _trivial(fn, ex, feats, target)
     calls = [0]
-    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(*sentence_sizes(feats)))
+    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=feature_hierarchy(feats))
     explainer = shap.PartitionExplainer(_masked_model(fn, ex, feats, target, calls), masker)
     np.random.seed(seed)  # queue ties: they change the order of the additions only, never which are made
-    values = explainer(np.ones((1, d)), max_evals=exact_cost(*sentence_sizes(feats)), batch_size=PARTITION_BATCH,
+    values = explainer(np.ones((1, d)), max_evals=features_cost(feats), batch_size=PARTITION_BATCH,
                        silent=True).values[0]
     return _first_output(values), calls[0]
 
@@ -235,7 +143,7 @@ def _permutation(fn, ex, feats, target, seed, budget, hierarchy: bool):
         return _trivial(fn, ex, feats, target)
     calls = [0]
     if hierarchy:
-        masker = shap.maskers.Partition(np.zeros((1, d)), clustering=pair_linkage(*sentence_sizes(feats)))
+        masker = shap.maskers.Partition(np.zeros((1, d)), clustering=feature_hierarchy(feats))
         _seed_numba(seed)
     else:
         masker = shap.maskers.Independent(np.zeros((1, d)), max_samples=1)
