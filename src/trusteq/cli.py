@@ -97,7 +97,9 @@ def _device_option(g, default: str | None = "auto") -> None:
 
 TASK_HELP = ("nli: sentence pairs, entailment/neutral/contradiction (or entailment/not_entailment); pi: sentence "
              "pairs, not_paraphrase/paraphrase; text-classification: single texts (--text) or pairs, labels from the "
-             "data (names, codes named with --label-names, or a recognised format's: AG News, SST-2)")
+             "data (names, codes named with --label-names, or a recognised format's: AG News, SST-2); "
+             "image-classification: images (an IDX pair, a folder of class folders, or a table with --image), "
+             "labels from the data")
 
 
 def _data_options(g, task_required: bool = True) -> None:
@@ -109,6 +111,9 @@ def _data_options(g, task_required: bool = True) -> None:
                                                    "--no-header)")
     g.add_argument("--text-b", metavar="COL", help="column of the second sentence")
     g.add_argument("--text", metavar="COL", help="column of the single text (instead of --text-a/--text-b)")
+    g.add_argument("--image", metavar="COL", help="column of image paths, relative to the file (task "
+                                                  "image-classification; an IDX pair or a folder of class folders "
+                                                  "needs no columns)")
     g.add_argument("--label", metavar="COL", help="column of the gold label (names or integer codes)")
     g.add_argument("--id", metavar="COL", help="column of a unique example id (default: row index)")
     g.add_argument("--no-header", action="store_true", help="the file has no header line; columns are indices")
@@ -281,19 +286,27 @@ def _label_map(values):
 
 
 def _columns(args):
-    """The ColumnMap of --text-a/--text-b or --text, --label, --id, --no-header; None for a recognised format."""
+    """The ColumnMap of --text-a/--text-b, --text or --image, --label, --id, --no-header; None for a recognised
+    format (or an IDX pair, or a folder of class folders)."""
     from .data import ColumnMap
 
-    if args.text and (args.text_a or args.text_b):
-        raise TrustEqError("give either --text (single texts) or --text-a and --text-b (pairs), not both")
+    given = [flag for flag, on in (("--text", args.text), ("--text-a/--text-b", args.text_a or args.text_b),
+                                   ("--image", getattr(args, "image", None))) if on]
+    if len(given) > 1:
+        raise TrustEqError(f"give one of --text (single texts), --text-a and --text-b (pairs) or --image (images), "
+                           f"not {' and '.join(given)}")
+    id_col = _column(args.id) if args.id else None
+    if getattr(args, "image", None):
+        if not args.label:
+            raise TrustEqError("--image needs --label (the column of the gold label)")
+        return ColumnMap(None, None, _column(args.label), id_col, header=not args.no_header, image=_column(args.image))
     texts = [args.text] if args.text else [args.text_a, args.text_b]
     if not any([*texts, args.label, args.id]) and not args.no_header:
         return None
     if not all([*texts, args.label]):
         raise TrustEqError("--label and either --text, or --text-a and --text-b, must be given together")
     text_b = None if args.text else _column(args.text_b)
-    return ColumnMap(_column(texts[0]), text_b, _column(args.label), _column(args.id) if args.id else None,
-                     header=not args.no_header)
+    return ColumnMap(_column(texts[0]), text_b, _column(args.label), id_col, header=not args.no_header)
 
 
 def _execution(args) -> dict:

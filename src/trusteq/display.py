@@ -10,7 +10,9 @@ touches matplotlib's global state: no backend switch, no pyplot figure unless
 * :class:`AlignmentDisplay` - per-example alignment distributions of the
   candidates and the noise floor for one explainer;
 * :class:`VerdictDisplay` - a forest plot of equivalence tests against their
-  margins, built :meth:`~VerdictDisplay.from_verdict` (rows: :func:`verdict_rows`).
+  margins, built :meth:`~VerdictDisplay.from_verdict` (rows: :func:`verdict_rows`);
+* :class:`RegionHeatmapDisplay` - an image with one model's attributions of
+  its regions drawn over it (the per-example view of image comparisons).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from .metrics.calibration import Strategy, expected_calibration_error, reliability_diagram
 
-__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "verdict_rows"]
+__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "RegionHeatmapDisplay", "verdict_rows"]
 
 _DIAGONAL = "_perfectly calibrated"  # a leading underscore keeps it out of legends
 
@@ -149,6 +151,60 @@ class AlignmentDisplay:
         if self.title:
             ax.set_title(self.title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class RegionHeatmapDisplay:
+    """An image with the attribution of each of its regions drawn over it.
+
+    Green pushes towards the explained class, red away, opacity ``|w| / scale``
+    (0.7 at most, so the image shows through); the ``top`` regions are outlined.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, C), C in {1, 3}
+    regions : sequence of :class:`trusteq.explain.Region`, length d
+    weights : ndarray, shape (d,)
+        Attributions (probability units).
+    top : sequence of int
+        Indices of the regions to outline (e.g. the top-k by ``|w|``).
+    scale : float, optional
+        ``|w|`` drawn fully opaque (default: ``max |w|``; give one scale to compare models).
+    title : str, optional
+    """
+
+    def __init__(self, image, regions, weights, *, top=(), scale: float | None = None, title: str | None = None):
+        self.image, self.regions, self.weights = np.asarray(image), list(regions), np.asarray(weights, float)
+        self.top, self.title = list(top), title
+        peak = float(np.max(np.abs(self.weights))) if len(self.weights) else 0.0
+        self.scale = scale if scale else (peak or 1.0)
+
+    def overlay(self) -> np.ndarray:
+        """The coloured layer, shape (H, W, 4), RGBA in [0, 1]."""
+        layer = np.zeros((*self.image.shape[:2], 4))
+        for region, w in zip(self.regions, self.weights):
+            colour = (0.18, 0.62, 0.27) if w > 0 else (0.88, 0.19, 0.19)
+            alpha = 0.7 * min(abs(w) / self.scale, 1.0)
+            layer[region.row:region.row + region.height, region.col:region.col + region.width] = (*colour, alpha)
+        return layer
+
+    def plot(self, *, ax=None) -> "RegionHeatmapDisplay":
+        """Draw on ``ax`` (a new pyplot Axes if None)."""
+        from matplotlib.patches import Rectangle
+
+        ax = _new_axes(ax)
+        grey = self.image.shape[2] == 1
+        ax.imshow(self.image[..., 0] if grey else self.image, cmap="gray" if grey else None, vmin=0, vmax=255,
+                  interpolation="nearest")
+        ax.imshow(self.overlay(), interpolation="nearest")
+        for i in self.top:
+            r = self.regions[i]
+            ax.add_patch(Rectangle((r.col - 0.5, r.row - 0.5), r.width, r.height, fill=False, lw=1.2,
+                                   edgecolor="#1c7ed6"))
+        ax.set_axis_off()
+        if self.title:
+            ax.set_title(self.title, fontsize=7)
         self.ax_, self.figure_ = ax, ax.figure
         return self
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from .breaks import slice_figure, slice_sentence, slice_table, worst_csv, worst_tables
 from .cache import atomic_write_bytes, atomic_write_text
-from .display import AlignmentDisplay, ReliabilityDisplay, VerdictDisplay, verdict_rows
+from .display import AlignmentDisplay, RegionHeatmapDisplay, ReliabilityDisplay, VerdictDisplay, verdict_rows
 from .metrics.alignment import top_k
 from .metrics.verdict import GROSS_COSINE, MAX_TO_DECIDE, NOT_EXPLAINED
 from .protocols import Protocol, SeedPlan, get_protocol
@@ -617,6 +617,28 @@ def _segments(text: str, sentence: str, explanation, k: int) -> list[dict]:
     return out
 
 
+def _least_aligned(explained, candidates: list[str], measure: str) -> tuple[np.ndarray, list[str]]:
+    """Per explained example, the lowest ``measure`` of any candidate's alignment with the reference (NaN where
+    none has one) and that candidate's name."""
+    values = [explained.alignment(c).values[measure] for c in candidates]
+    n = max(len(v) for v in values)
+    table = np.full((len(candidates), n), np.nan)
+    for row, v in zip(table, values):
+        row[:len(v)] = v
+    worst = np.argmin(np.where(np.isfinite(table), table, np.inf), axis=0)
+    return table[worst, np.arange(n)], [candidates[j] for j in worst]
+
+
+def _heatmap_png(image: np.ndarray, explanation, k: int, scale: float) -> bytes:
+    """One model's region attributions over the image (:class:`~trusteq.display.RegionHeatmapDisplay`), as a PNG
+    of about 150 pixels a side (the top-``k`` regions outlined)."""
+    fig = _figure(figsize=(1.6, 1.6), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    RegionHeatmapDisplay(image, explanation.features, explanation.weights, scale=scale,
+                         top=top_k(explanation.weights, k).tolist() if len(explanation.weights) > k else ()).plot(ax=ax)
+    return _png(fig)
+
+
 def _examples(result: CompareResult, n_shown: int) -> dict | None:
     s = result.summary
     if not result.explanations or not s["candidates"]:
@@ -631,8 +653,8 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
     shown = [c for c in s["candidates"] if any(a.kind == "candidate" and a.model == c for a in explained.alignments)]
     if not shown:
         return None
-    first, measure = shown[0], _measure(s)
-    score = explained.alignment(first).values[measure]
+    measure = _measure(s)
+    score, first = _least_aligned(explained, shown, measure)
     order = np.argsort(np.where(np.isfinite(score), score, 2.0), kind="stable")[:n_shown]
     runs = [explained.run(s["reference"], ref_seed)] + [explained.run(c, cand_seed) for c in shown]
     by_id = {e.id: e for e in result.dataset.examples}
@@ -643,19 +665,24 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
         ref_e = runs[0].explanations[i]
         ex = by_id[ref_e.example_id]
         sides = []
-        for run in runs:
-            if i >= len(run.explanations):  # a candidate whose explanations stopped earlier
-                continue
+        shown_runs = [run for run in runs if i < len(run.explanations)]  # candidates may have stopped earlier
+        scale = max(float(np.max(np.abs(run.explanations[i].weights), initial=0.0)) for run in shown_runs)
+        for run in shown_runs:
             e, p = run.explanations[i], result.probs[run.model][index[ex.id]]
-            sides.append({"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})",
-                          "a": _segments(ex.text_a, "a", e, k),
-                          "b": _segments(ex.text_b, "b", e, k) if ex.text_b is not None else None})
+            side = {"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})"}
+            if ex.image is not None:
+                side["image"] = _data_uri(_heatmap_png(ex.image, e, k, scale))
+            else:
+                side.update(a=_segments(ex.text_a, "a", e, k),
+                            b=_segments(ex.text_b, "b", e, k) if ex.text_b is not None else None)
+            sides.append(side)
         blocks.append({"heading": f"{ex.id} · gold {ex.label} · explained {labels[ref_e.explained_class]} · "
-                                  f"{explainer} {measure} ({first}) {score[i]:.2f}", "sides": sides})
-    legend = (f"{explainer} attributions; green pushes towards the explained class, red away; outlined words are "
-              f"each model's top-{k}. Shown: the {len(order)} examples where {first}'s attributions agree least (by "
-              f"{measure}) with "
-              f"{s['reference']}.")
+                                  f"{explainer} {measure} ({first[i]}) {score[i]:.2f}", "sides": sides})
+    what = "regions" if result.dataset.kind == "image" else "words"
+    scale = " (one colour scale per example)" if result.dataset.kind == "image" else ""
+    legend = (f"{explainer} attributions{scale}; green pushes towards the explained class, red away; outlined {what} "
+              f"are each model's top-{k}. Shown: the {len(order)} examples where a candidate's attributions agree "
+              f"least (by {measure}) with {s['reference']}'s, that candidate named in the heading.")
     return {"legend": legend, "blocks": blocks}
 
 

@@ -222,8 +222,8 @@ class CompareSettings:
     """
 
     # data
-    columns: Any = option(None, "column mapping of a generic file (CLI: --text-a/--text-b or --text, --label, "
-                          "--id, --no-header)", group="data", cli="custom")
+    columns: Any = option(None, "column mapping of a generic file (CLI: --text-a/--text-b, --text or --image, "
+                          "--label, --id, --no-header)", group="data", cli="custom")
     label_names: tuple[str, ...] | None = option(None, "names of integer label codes 0,1,..., comma-separated; the "
                                                  "class order of text-classification", flag="--label-names",
                                                  group="data", parse=_names, metavar="NAMES", cli="custom",
@@ -446,10 +446,10 @@ def _from_yaml(f: dataclasses.Field, value, where: str):
 
         keys = [f.name for f in fields(ColumnMap)]
         unknown = [str(k) for k in value if k not in keys]
-        if unknown or not {"text_a", "label"} <= set(value):
-            raise SettingsError(f"{where}.columns: expected keys text_a, label and some of {', '.join(keys[2:])} "
-                                f"(text_b None: single texts), got {', '.join(map(str, value))}")
-        return ColumnMap(**{"text_b": None, **value})
+        if unknown or "label" not in value or not ({"text_a", "image"} & set(value)):
+            raise SettingsError(f"{where}.columns: expected keys text_a (or image), label and some of "
+                                f"{', '.join(keys[2:])} (text_b None: single texts), got {', '.join(map(str, value))}")
+        return ColumnMap(**{"text_a": None, "text_b": None, **value})
     if isinstance(value, str) and opt.parse is not None:
         try:
             return opt.parse(value)

@@ -113,12 +113,12 @@ def features(example) -> list:
     return segment(example.text_a, example.text_b)
 
 
-def perturb(example, features: Sequence, keep: np.ndarray):
-    """The model input of ``example`` with the features where ``keep`` (d,) is False removed: the pair
-    (:func:`render`), or the image with those regions erased (:func:`._regions.erase`)."""
+def perturb(example, features: Sequence, keep: np.ndarray) -> list:
+    """The model inputs of ``example`` with, in input i, the features where ``keep[i]`` (shape (m, d)) is False
+    removed: pairs (:func:`render`), or images with those regions erased (:func:`._regions.erase`). Length m."""
     if example.image is not None:
-        return erase(example.image, features, keep)
-    return render(example.text_a, example.text_b, features, keep)
+        return list(erase(example.image, features, keep))
+    return [render(example.text_a, example.text_b, features, row) for row in keep]
 
 
 def _sentences(text_a: str, text_b: str | None) -> list[tuple[str, str]]:

@@ -56,7 +56,7 @@ def _lime(models, ex, feats, target, seed, n_samples):
     masks = _masks(d, n_samples, seed, image=ex.image is not None)
     unique, inverse = np.unique(masks, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    pairs = [perturb(ex, feats, m) for m in unique]
+    pairs = perturb(ex, feats, unique)
     data = masks.astype(np.float64)
     distances = cosine_distances(data, data[:1]).ravel() * 100
     base = LimeBase(lambda dist: np.sqrt(np.exp(-(dist ** 2) / KERNEL_WIDTH ** 2)), random_state=seed)

@@ -81,12 +81,13 @@ def image_regions(image: np.ndarray, grid: int = GRID) -> list[Region]:
 
 
 def erase(image: np.ndarray, regions: Sequence[Region], keep: np.ndarray) -> np.ndarray:
-    """``image`` (H, W, C) uint8 with the regions where ``keep`` (d,) is False set to its mean colour; a copy."""
-    out = image.copy()
+    """``image`` (H, W, C) uint8 with the regions where ``keep`` (d,) is False set to its mean colour; a copy.
+    ``keep`` of shape (m, d): the m images, shape (m, H, W, C)."""
+    keep = np.asarray(keep, dtype=bool)
+    owner = np.zeros(image.shape[:2], dtype=np.int64)  # the region of each pixel
+    for region in regions:
+        owner[region.row:region.row + region.height, region.col:region.col + region.width] = region.index
     fill = np.round(image.reshape(-1, image.shape[2]).mean(axis=0)).astype(image.dtype)
-    for region, k in zip(regions, keep):
-        if not k:
-            out[region.row:region.row + region.height, region.col:region.col + region.width] = fill
-    return out
+    return np.where(keep[..., owner][..., None], image, fill)
 
 

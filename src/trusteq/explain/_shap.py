@@ -100,7 +100,7 @@ def _masked_model(fn, ex, feats, target, calls: list):
     """The explained class's probability for binary feature masks (n, d) -> (n, 1)."""
     def f(x: np.ndarray) -> np.ndarray:
         calls[0] += len(x)
-        return np.asarray(fn([perturb(ex, feats, row > 0.5) for row in x]))[:, [target]]
+        return np.asarray(fn(perturb(ex, feats, x > 0.5)))[:, [target]]
     return f
 
 
@@ -108,7 +108,7 @@ def _trivial(fn, ex, feats, target):
     """d <= 1: no features, or one word whose attribution is the full change in probability."""
     if not feats:
         return np.zeros(0), 0
-    full, empty = fn([perturb(ex, feats, np.array([k])) for k in (True, False)])
+    full, empty = fn(perturb(ex, feats, np.array([[True], [False]])))
     return np.array([full[target] - empty[target]]), 2
 
 
