@@ -30,7 +30,7 @@ def test_erasing_fills_the_images_mean_colour_and_keeps_the_rest():
     feats = features(ex)
     keep = np.ones(len(feats), bool)
     keep[[0, 48]] = False
-    out = perturb(ex, feats, keep)
+    [out] = perturb(ex, feats, keep[None])
     fill = np.round(img.reshape(-1, 3).mean(0)).astype(np.uint8)
     assert (out[:2, :2] == fill).all() and (out[12:, 12:] == fill).all()
     assert np.array_equal(out[2:12], img[2:12]) and np.array_equal(img, ex.image)  # a copy
@@ -77,7 +77,7 @@ def test_exact_owen_values_of_regions_equal_brute_force():
     ex = Example("0", "x#0", None, "a", image=img)
     feats = features(ex)
     got = explain_examples({"m": model}, [ex], [1], explainer="shap", budget=10_000)["m"][0]
-    value = lambda keep: model(np.stack([perturb(ex, feats, np.array(keep, bool))]))[0, 1]  # noqa: E731
+    value = lambda keep: model(np.stack(perturb(ex, feats, np.array([keep], bool))))[0, 1]  # noqa: E731
     brute, orders = np.zeros(6), list(_hierarchical_orders(region_linkage(feats), 6))
     for order in orders:
         keep = [False] * 6

@@ -1,14 +1,18 @@
-"""Command line: ``trusteq compare``, ``gate``, ``study``, ``models pull``, ``finetune``, ``distill``, ``compress``.
+"""Command line: ``trusteq compare``, ``gate``, ``study``, ``models pull``, ``finetune``, ``train``, ``distill``,
+``compress``.
 
 Exit codes: 0 success; 2 bad input or settings (a :class:`~trusteq.errors.TrustEqError`:
 one ``trusteq: error:`` line on stderr, nothing written); 1 an unexpected
 failure, a bug (its traceback on stderr); ``gate`` exits 1 when a candidate is
 not equivalent (see :func:`trusteq.gate.gate`).
 
-The flags of ``compare`` and the training flags of ``finetune``, ``distill``
-and ``compress`` are generated from :class:`trusteq.settings.CompareSettings`
-and :class:`trusteq.workshop.TrainSettings` (:func:`trusteq.settings.add_arguments`):
-their defaults, ranges and help are written there once.
+The flags of ``compare`` and the training flags of ``finetune``, ``train``,
+``distill`` and ``compress`` are generated from :class:`trusteq.settings.CompareSettings`,
+:class:`trusteq.workshop.TrainSettings` and :class:`trusteq.workshop.images.ImageTrainSettings`
+(:func:`trusteq.settings.add_arguments`): their defaults, ranges and help are written there once.
+``distill`` takes TrainSettings' flags with no default of their own: unset, a text
+student takes TrainSettings' defaults and an image student (``--task
+image-classification``) ImageTrainSettings'.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data import IMAGE_TASKS
 from .errors import TrustEqError
 from .settings import CompareSettings, add_arguments, from_arguments, option_of
 
@@ -143,12 +148,24 @@ def _verdict_options(g) -> None:
                         ", ".join(f"{k}={v}" for k, v in MARGINS.items()))
 
 
-def _train_options(p, compression: bool = False) -> None:
-    """The TrainSettings flags (defaults: TrainSettings(), or its compression defaults), --no-progress, --device."""
+def _train_options(p, compression: bool = False, defaults: bool = True) -> None:
+    """The TrainSettings flags (defaults: TrainSettings(), or its compression defaults; ``defaults=False``: None,
+    the default of the settings class the task trains with), --no-progress, --device."""
     from .workshop.finetune import TrainSettings
 
     base = TrainSettings.for_compression() if compression else TrainSettings()
-    g = add_arguments(p, TrainSettings, base=base)["training"]
+    title = None if defaults else {"training": "training (defaults: TrainSettings for texts, ImageTrainSettings for "
+                                               "images; trusteq.workshop)"}
+    g = add_arguments(p, TrainSettings, base=base, defaults=defaults, titles=title)["training"]
+    g.add_argument("--no-progress", action="store_true")
+    _device_option(g)
+
+
+def _image_train_options(p) -> None:
+    """The ImageTrainSettings flags (``trusteq train``), --no-progress, --device."""
+    from .workshop.images import ImageTrainSettings
+
+    g = add_arguments(p, ImageTrainSettings)["training"]
     g.add_argument("--no-progress", action="store_true")
     _device_option(g)
 
@@ -172,16 +189,30 @@ def _workshop_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     _train_options(p)
 
+    p = sub.add_parser("train", help="train an image classifier from scratch (or distil it from --teacher)",
+                       formatter_class=fmt)
+    p.add_argument("--data", required=True, help="training images: an IDX pair, a folder of class folders, or a "
+                                                 "table with --image and --label")
+    p.add_argument("--dev", help="dev images for the reported accuracy")
+    _data_options(p)
+    p.add_argument("--arch", default="resnet-small", help="architecture: resnet-small or resnet-tiny "
+                                                          "(trusteq.workshop.images.ARCHITECTURES)")
+    p.add_argument("--teacher", metavar="DIR", help="distil from this trained image classifier")
+    p.add_argument("--out", required=True)
+    _image_train_options(p)
+
     p = sub.add_parser("distill", help="train a student on a teacher's soft labels", formatter_class=fmt)
     p.add_argument("--teacher", required=True, metavar="DIR", help="fine-tuned teacher")
-    p.add_argument("--student", required=True, metavar="NAME_OR_PATH", help="student encoder")
+    p.add_argument("--student", required=True, metavar="NAME_OR_PATH", help="student encoder (images: an "
+                                                                            "architecture, e.g. resnet-tiny; "
+                                                                            "training options as for train)")
     p.add_argument("--data", required=True)
     p.add_argument("--dev")
     _data_options(p)
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-label loss")
     p.add_argument("--out", required=True)
-    _train_options(p)
+    _train_options(p, defaults=False)
 
     p = sub.add_parser("gate", help="release gate: exit 0 when every candidate of a report is equivalent",
                        description="Read report.json, print one line per candidate and exit 0 when every candidate "
@@ -250,7 +281,9 @@ def _run_workshop(args) -> int:
     from .validation import check_output_dir
 
     check_output_dir(args.out, create=False)  # before any work
-    if args.command == "finetune":
+    if args.command == "train" or (args.command == "distill" and args.task in IMAGE_TASKS):
+        info = _train_images(args)
+    elif args.command == "finetune":
         from .workshop.finetune import finetune
 
         info = finetune(args.base, args.data, args.task, args.out, dev=args.dev, settings=_settings(args),
@@ -272,6 +305,31 @@ def _run_workshop(args) -> int:
     print(json.dumps({k: info[k] for k in ("method", "parameters", "size_mb", "dev") if k in info}))
     print(Path(args.out).resolve())
     return 0
+
+
+def _train_images(args) -> dict:
+    """``trusteq train`` (an image classifier from scratch, or distilled from ``--teacher``), and ``trusteq distill``
+    of an image task (``--student`` an architecture; the training flags it shares with ``train`` apply)."""
+    from .data import load_dataset
+    from .errors import SettingsError
+    from dataclasses import fields
+
+    from .workshop.finetune import TrainSettings
+    from .workshop.images import ImageTrainSettings, train_image_classifier
+
+    if args.task not in IMAGE_TASKS:
+        raise SettingsError(f"trusteq train trains image classifiers (--task image-classification); texts are "
+                            f"fine-tuned from a pretrained encoder with trusteq finetune (got --task {args.task})")
+    read = lambda path: load_dataset(path, args.task, columns=_columns(args), label_names=_label_names(args))  # noqa
+    text_only = [f"--{f.name.replace('_', '-')}" for f in fields(TrainSettings)
+                 if f.name not in {g.name for g in fields(ImageTrainSettings)} and getattr(args, f.name, None) is not None]
+    if text_only:
+        raise SettingsError(f"{', '.join(text_only)}: options of text models, not of image classifiers")
+    settings = from_arguments(ImageTrainSettings, args)
+    arch = args.arch if args.command == "train" else args.student
+    return train_image_classifier(read(args.data), args.out, arch=arch, settings=settings,
+                                  dev=read(args.dev) if args.dev else None, teacher=args.teacher,
+                                  progress=not args.no_progress, device=args.device)
 
 
 def _label_map(values):

@@ -31,6 +31,11 @@ Model steps: ``finetune`` (``base`` and any :class:`TrainSettings` field),
 ``distill`` (``teacher``: a model of the experiment, ``student``, ``temperature``,
 ``alpha``, settings), ``compress`` (``model``: a model of the experiment,
 ``method``, settings for ``drop-layers``), or ``path`` (an existing folder).
+An ``image-classification`` experiment trains its models from scratch:
+``train`` (``arch``: a name of :data:`trusteq.workshop.images.ARCHITECTURES`,
+and any :class:`~trusteq.workshop.images.ImageTrainSettings` field), ``distill``
+(``student``: an architecture), ``compress`` (``int8``, calibrated on the
+training images, or ``prune:S``).
 A model whose folder already has ``trusteq-model.json`` is reused; an
 interrupted fine-tune resumes from its checkpoint; finished explanations and
 predictions come from the cache. So running the same study again continues
@@ -52,7 +57,7 @@ from .validation import check_output_dir
 
 __all__ = ["run_study", "load_study", "estimate_study", "Estimate"]
 
-_STEPS = ("finetune", "distill", "compress", "path")
+_STEPS = ("finetune", "train", "distill", "compress", "path")
 
 
 def load_study(path) -> dict:
@@ -91,9 +96,10 @@ _EXECUTION = ("device", "executor", "ray_address", "threads")
 _TOP = ("seed", "out", "work", *_EXECUTION, "experiments")
 _EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare", "comparisons")
 _REQUIRED = ("task", "train", "test", "models", "reference", "candidates")
-_STEP_ARGS = {"finetune": ("base",), "distill": ("teacher", "student", "temperature", "alpha"),
+_STEP_ARGS = {"finetune": ("base",), "train": ("arch",), "distill": ("teacher", "student", "temperature", "alpha"),
               "compress": ("model", "method")}
-_STEP_REQUIRED = {"finetune": ("base",), "distill": ("teacher", "student"), "compress": ("model", "method")}
+_STEP_REQUIRED = {"finetune": ("base",), "train": ("arch",), "distill": ("teacher", "student"),
+                  "compress": ("model", "method")}
 
 
 def _check_experiment(exp, where: str) -> None:
@@ -113,7 +119,7 @@ def _check_experiment(exp, where: str) -> None:
     if not isinstance(exp["models"], dict) or not exp["models"]:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
     for model, step in exp["models"].items():
-        _check_step(step, f"{where}.models.{model}")
+        _check_step(step, f"{where}.models.{model}", exp["task"])
     if not isinstance(exp["candidates"], list):
         raise TrustEqError(f"{where}.candidates: expected a list of model names")
     for model in [exp["reference"], *exp["candidates"]]:
@@ -121,19 +127,21 @@ def _check_experiment(exp, where: str) -> None:
             raise TrustEqError(f"{where}: model '{model}' is compared but not defined under models")
 
 
-def _check_step(step, where: str) -> None:
-    if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in _STEPS:
-        raise TrustEqError(f"{where}: expected one of {', '.join(_STEPS)}")
+def _check_step(step, where: str, task: str) -> None:
+    from .data import IMAGE_TASKS
+
+    steps = tuple(s for s in _STEPS if s != ("finetune" if task in IMAGE_TASKS else "train"))  # images: from scratch
+    if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in steps:
+        raise TrustEqError(f"{where}: expected one of {', '.join(steps)} (task {task})")
     kind, args = next(iter(step.items()))
     if kind == "path":
         if not isinstance(args, str):
             raise TrustEqError(f"{where}.path: expected a folder (a string), got {args!r}")
         return
-    from .workshop.finetune import TrainSettings
-
-    train = tuple(f.name for f in fields(TrainSettings))
+    cls = _train_class(task)
+    train = tuple(f.name for f in fields(cls) if f.name not in _STEP_ARGS[kind])
     check_keys(args, _STEP_ARGS[kind] + train, f"{where}.{kind}", _STEP_REQUIRED[kind])
-    _settings(args, 0, 3, f"{where}.{kind}")  # the training settings' values, checked as the API checks them
+    _settings(args, 0, 3, f"{where}.{kind}", cls)  # the training settings' values, checked as the API checks them
     for key in ("temperature", "alpha"):
         if key in args and (isinstance(args[key], bool) or not isinstance(args[key], (int, float))):
             raise TrustEqError(f"{where}.{kind}.{key}: expected a number, got {args[key]!r}")
@@ -353,19 +361,35 @@ def _order(models: dict, where: str) -> list[str]:
     return ordered
 
 
-def _settings(args: dict, seed: int, epochs: int, where: str = "training settings"):
-    """The TrainSettings of a model step's arguments (its other keys left out), ``seed`` and ``epochs`` where the
-    step sets none."""
+def _train_class(task: str):
+    """The training settings of a task's model steps: ImageTrainSettings for images, else TrainSettings."""
+    from .data import IMAGE_TASKS
+
+    if task in IMAGE_TASKS:
+        from .workshop.images import ImageTrainSettings
+
+        return ImageTrainSettings
+    from .workshop.finetune import TrainSettings
+
+    return TrainSettings
+
+
+def _settings(args: dict, seed: int, epochs: int | None, where: str = "training settings", cls=None):
+    """The training settings (``cls``, default TrainSettings) of a model step's arguments (its other keys left
+    out), ``seed`` and ``epochs`` where the step sets none (``epochs`` None: the class's default)."""
     from .settings import settings_from_mapping
     from .workshop.finetune import TrainSettings
 
-    known = {f.name for f in fields(TrainSettings)}
-    values = {"seed": seed, "epochs": epochs, **{k: v for k, v in args.items() if k in known and v is not None}}
-    return settings_from_mapping(TrainSettings, values, where=where)
+    cls = cls or TrainSettings
+    known = {f.name for f in fields(cls)}
+    values = {"seed": seed, **({"epochs": epochs} if epochs is not None else {}),
+              **{k: v for k, v in args.items() if k in known and v is not None}}
+    return settings_from_mapping(cls, values, where=where)
 
 
 def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: int, progress: bool,
            device: str = "auto") -> str:
+    from .data import IMAGE_TASKS
     from .workshop.compress import compress
     from .workshop.finetune import PROVENANCE, distill, finetune
 
@@ -378,7 +402,9 @@ def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: i
     task = exp["task"]
     train = _path(base, exp["train"])
     dev = _path(base, exp["dev"]) if exp.get("dev") else None
-    if step == "finetune":
+    if task in IMAGE_TASKS:
+        _build_image(step, args, folders, train, dev, out, seed, progress, device)
+    elif step == "finetune":
         finetune(args["base"], train, task, out, dev=dev, settings=_settings(args, seed, 3), progress=progress,
                  device=device)
     elif step == "distill":
@@ -391,6 +417,22 @@ def _build(model: str, exp: dict, folders: dict, work: Path, base: Path, seed: i
         compress(source, str(args["method"]), out, data=train, task=task, settings=_settings(args, seed, 1),
                  progress=progress, device=device)
     return str(out)
+
+
+def _build_image(step: str, args: dict, folders: dict, train: str, dev: str | None, out: Path, seed: int,
+                 progress: bool, device: str) -> None:
+    """An image experiment's model step: ``train`` (from scratch), ``distill`` (a student architecture from a
+    teacher) or ``compress`` (int8 calibrated on the training images, or pruning) into ``out``."""
+    from .workshop.images import ImageTrainSettings, compress_image_model, train_image_classifier
+
+    if step == "compress":
+        compress_image_model(folders.get(args["model"], args["model"]), str(args["method"]), out, data=train)
+        return
+    settings = _settings(args, seed, None, cls=ImageTrainSettings)
+    arch, teacher = (args["arch"], None) if step == "train" else (args["student"], folders.get(args["teacher"],
+                                                                                                args["teacher"]))
+    train_image_classifier(train, out, arch=arch, settings=settings, dev=dev, progress=progress, device=device,
+                           teacher=teacher)
 
 
 def _provenance(folder: str) -> dict:
@@ -413,6 +455,10 @@ def _duration(seconds: float) -> str:
 
 #: Forward passes' worth of one training pair in one epoch (measured on 2 CPU cores, see Estimate).
 TRAIN_PASSES = 6
+#: The same for one training image of an image classifier trained from scratch (augmentation, backward, AdamW).
+IMAGE_TRAIN_PASSES = 4
+#: Seconds of an image classifier's int8 export, calibration and static quantization.
+IMAGE_INT8_SECONDS = 30.0
 
 
 class Estimate:
@@ -495,8 +541,12 @@ class Estimate:
         return self._compare_cost(experiment, _compare_kwargs(exp, comparison))
 
     def _build_cost(self, experiment: str, model: str) -> float:
+        from .data import IMAGE_TASKS
+
         exp, train = self.spec["experiments"][experiment], self._data[experiment][0]
         step, args = next(iter(exp["models"][model].items()))
+        if exp["task"] in IMAGE_TASKS:
+            return self._image_build_cost(experiment, step, args, len(train))
         epochs = int(args.get("epochs", 3 if step in ("finetune", "distill") else 1))
         if step == "finetune":
             return TRAIN_PASSES * epochs * len(train) / self._rate(experiment, model)
@@ -509,6 +559,20 @@ class Estimate:
         if method.startswith("drop-layers"):
             return TRAIN_PASSES * epochs * len(train) / self._rate(experiment, args["model"])
         return 10.0
+
+    def _image_build_cost(self, experiment: str, step: str, args: dict, n: int) -> float:
+        """Training from scratch: :data:`IMAGE_TRAIN_PASSES` per training image and epoch (a distilled student
+        adds one teacher pass); int8: calibration on :data:`~trusteq.workshop.images.CALIBRATION_IMAGES` images
+        and the export, :data:`IMAGE_INT8_SECONDS` in all; pruning 10 s."""
+        from .workshop.images import ImageTrainSettings
+
+        epochs = int(args.get("epochs", ImageTrainSettings().epochs))
+        if step == "train":
+            return IMAGE_TRAIN_PASSES * epochs * n / self._probe(experiment, args["arch"])
+        if step == "distill":
+            teacher = self._rate(experiment, args["teacher"])
+            return epochs * n * (1 / teacher + IMAGE_TRAIN_PASSES / self._probe(experiment, args["student"]))
+        return IMAGE_INT8_SECONDS if str(args["method"]) == "int8" else 10.0
 
     def _compare_cost(self, experiment: str, options: dict) -> dict[str, float]:
         """Predictions, and each explainer's evaluations as the comparison's protocol counts them
@@ -528,7 +592,11 @@ class Estimate:
 
     def _pass_speedup(self, exp: dict, model: str) -> float:
         """An explanation pass against a test-set pass: ~3x cheaper (short perturbed pairs, ONNX Runtime), but
-        0.85x for an int8 graph, run one pair per call."""
+        0.85x for an int8 graph, run one pair per call; images: the same (a perturbed image is as large)."""
+        from .data import IMAGE_TASKS
+
+        if exp["task"] in IMAGE_TASKS:
+            return 1.0
         return 0.85 if self._is_onnx(exp, model) else 3.0
 
     def _is_onnx(self, exp: dict, model: str) -> bool:
@@ -552,14 +620,45 @@ class Estimate:
             return self._rate(experiment, args["model"])
         if step == "path":
             return self._probe(experiment, _model_path(self.base, args))
+        if step == "train":
+            return self._probe(experiment, args["arch"])
         return self._probe(experiment, args["base"] if step == "finetune" else args["student"],
                            int(args.get("max_length", 128)))
 
     def _probe(self, experiment: str, source: str, max_length: int = 128) -> float:
         key = (experiment, f"{source}:{max_length}")
         if key not in self.rates:
-            self.rates[key] = _throughput(source, self._data[experiment][1].pairs[:64], max_length)
+            test = self._data[experiment][1]
+            self.rates[key] = _image_throughput(source, test) if test.kind == "image" else \
+                _throughput(source, test.pairs[:64], max_length)
         return self.rates[key]
+
+
+def _image_throughput(source: str, test) -> float:
+    """Images per second of an image classifier (a folder, or a fresh model of an architecture name of
+    :data:`trusteq.workshop.images.ARCHITECTURES`) on 256 of ``test``'s images, timed after one warm-up run."""
+    from .vision import load_image_model
+    from .workshop.images import ARCHITECTURES
+
+    images = test.inputs[:256]
+    if source in ARCHITECTURES:
+        import torch
+        from transformers import AutoModelForImageClassification
+
+        config = ARCHITECTURES[source](images[0].shape[-1], len(test.label_names), dict(enumerate(test.label_names)))
+        model = AutoModelForImageClassification.from_config(config).eval()
+        pixels = torch.from_numpy(np.stack(images).astype(np.float32) / 255).permute(0, 3, 1, 2)
+
+        def run(_):
+            with torch.inference_mode():
+                for batch in pixels.split(64):
+                    model(pixel_values=batch)
+    else:
+        run = load_image_model(source).predict_proba
+    run(images)
+    t = time.perf_counter()
+    run(images)
+    return len(images) / max(time.perf_counter() - t, 1e-6)
 
 
 def _is_causal(source: str) -> bool:

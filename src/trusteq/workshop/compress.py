@@ -22,6 +22,10 @@ A causal LM (an LLM name such as ``smollm2-135m``, a ``.gguf`` file, or a
 folder whose config names a ``...ForCausalLM``) is compressed by
 :func:`trusteq.workshop.llms.compress_causal_lm` instead: ``int8``,
 ``prune:S``, ``drop-layers:K`` (no re-tuning) and ``gguf:TYPE``, on the CPU.
+An image classifier (:func:`trusteq.vision.is_image_model`) by
+:func:`trusteq.workshop.images.compress_image_model`: static ``int8``
+calibrated on ``data`` (its training images), or ``prune:S`` of every
+convolution and linear layer.
 """
 
 from __future__ import annotations
@@ -58,11 +62,16 @@ def compress(model_dir, method: str, out, data=None, task: str | None = None,
     SettingsError
         Unknown method. DeviceError: ``device`` malformed or absent (checked for every method).
     """
+    from ..vision import is_image_model
+    from .images import compress_image_model
     from .llms import compress_causal_lm, is_causal_lm
 
     if is_causal_lm(model_dir):  # an LLM: its own methods, on the CPU; data, task and settings unused
         resolve_device(device)
         return compress_causal_lm(model_dir, method, out)
+    if is_image_model(model_dir):  # an image classifier: int8 (calibrated on ``data``) or pruning, on the CPU
+        resolve_device(device)
+        return compress_image_model(model_dir, method, out, data=data)
     name, arg = parse_method(method)
     device = resolve_device(device)
     started = time.time()
