@@ -41,7 +41,7 @@ from .predict import Predictions, fix_batching, predict
 from .protocols import ExplainJob, Explained, Protocol, get_protocol
 from .results import CompareResult, ExplainerResult, build_summary
 from .settings import CompareSettings
-from .slices import decide_slices, kept_columns, slice_record
+from .slices import decide_slices, kept_columns, slice_record, slice_values
 from .validation import check_probabilities
 from .vision import load_image_model
 
@@ -199,6 +199,8 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
     if not isinstance(data, Dataset):
         data = load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
                             label_names=s.label_names, keep=kept_columns(s.slices))
+    for column in s.slices:  # a slice the data cannot have is refused before any work
+        slice_values(data, column)
     models = _load_models([reference, *candidates], data, s, placement)
     batching = {m.name: fix_batching(m, data.inputs) for m in models}
     timings["load"] = time.time() - started

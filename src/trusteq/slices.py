@@ -69,10 +69,12 @@ def slice_values(dataset: Dataset, column: str) -> list[str]:
     Raises
     ------
     SettingsError
-        ``column`` was not kept on the examples (a Dataset built without ``keep=``).
+        ``column`` was not kept on the examples (a Dataset built without ``keep=``); ``length`` of images.
     """
     if column == "label":
         return [e.label for e in dataset.examples]
+    if column == "length" and dataset.kind == "image":
+        raise SettingsError("slice 'length' counts words; images have none (slice by 'label' or a column)")
     if column == "length":
         return _length_buckets([len(e.text_a.split()) + len((e.text_b or "").split()) for e in dataset.examples])
     try:

@@ -70,7 +70,7 @@ from ..data import Dataset, as_dataset, normalize_label
 from ..devices import resolve_device
 from ..errors import DataError, LabelError, ModelError, SettingsError
 from ..settings import check_fields, option
-from ..vision import is_image_model
+from ..vision import image_processor, is_image_model
 from .common import PROVENANCE, parse_method, quiet as _quiet, write_provenance
 from .finetune import CHECKPOINT, _plain, _resume, _save_checkpoint
 
@@ -180,7 +180,7 @@ def train_image_classifier(data, out, arch: str = "resnet-small", settings: Imag
     dev_ds = None if dev is None else _images(dev)[0]
     _quiet()
     mean, std = _channel_stats(pixels)
-    proc = _processor(mean, std)
+    proc = image_processor(pixels.shape[1:3], pixels.shape[-1], mean, std)
     labels = list(train.label_names)
     torch.manual_seed(settings.seed)
     config = ARCHITECTURES[arch](pixels.shape[-1], len(labels), dict(enumerate(labels)))
@@ -231,14 +231,6 @@ def _channel_stats(pixels: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of (n, H, W, C) uint8 pixels, on the [0, 1] scale."""
     flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64) / 255.0
     return [round(float(v), 6) for v in flat.mean(0)], [round(max(float(v), 1e-3), 6) for v in flat.std(0)]
-
-
-def _processor(mean, std):
-    """The image processor of a trained folder: rescale by 1/255, normalise with ``mean`` / ``std``."""
-    from transformers import ViTImageProcessor
-
-    return ViTImageProcessor(do_resize=False, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
-                             image_mean=list(mean), image_std=list(std))
 
 
 def _pixel_values(proc, images: np.ndarray):
