@@ -111,7 +111,7 @@ def predict_sharded(executor: Executor, model: TaskModel, pairs: Sequence, progr
     shards += [current] if current else []
     units = [Unit(predict_batches, model, ([[pairs[i] for i in idx] for idx in shard],)) for shard in shards]
     out = np.empty((len(pairs), len(model.task_labels)), dtype=np.float64)
-    with tqdm(total=len(pairs), desc=f"predict {model.name}", unit="pair", leave=False, disable=not progress) as bar:
+    with tqdm(total=len(pairs), desc=f"predict {model.name}", unit="example", leave=False, disable=not progress) as bar:
         for i, probs in executor.run(units):
             for idx, p in zip(shards[i], probs):
                 out[idx] = p

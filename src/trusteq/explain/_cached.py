@@ -114,4 +114,4 @@ def entry_path(*parts):
 def _progress_bar(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="pair", leave=False, disable=not enabled)
+    return tqdm(total=total, desc=desc, unit="example", leave=False, disable=not enabled)

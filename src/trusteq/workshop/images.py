@@ -70,7 +70,7 @@ from ..data import Dataset, as_dataset, normalize_label
 from ..devices import resolve_device
 from ..errors import DataError, LabelError, ModelError, SettingsError
 from ..settings import check_fields, option
-from ..vision import image_processor, is_image_model
+from ..vision import export_onnx_image, image_processor, is_image_model
 from .common import PROVENANCE, parse_method, quiet as _quiet, write_provenance
 from .finetune import CHECKPOINT, _plain, _resume, _save_checkpoint
 
@@ -475,8 +475,7 @@ def _quantize_static(model_dir, out: Path, data) -> dict:
     pick = np.sort(np.random.default_rng(0).choice(len(ds), min(CALIBRATION_IMAGES, len(ds)), replace=False))
     calib = _pixel_values(proc, pixels[pick]).numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        fp32, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"
-        _export_onnx(model_dir, fp32, calib[:1])
+        fp32, pre = export_onnx_image(model_dir, tmp), Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
         out.mkdir(parents=True, exist_ok=True)
         quantize_static(str(pre), str(out / "model.onnx"), _calibration(calib), quant_format=QuantFormat.QDQ,
@@ -489,32 +488,6 @@ def _quantize_static(model_dir, out: Path, data) -> dict:
                             "weights, QInt8 activations, min-max calibration)",
             "calibration_images": len(pick), "calibration_agreement": float(agree),
             "onnx_fp32_size_mb": round(fp32_mb, 3)}
-
-
-def _export_onnx(model_dir, path: Path, example: np.ndarray) -> None:
-    """ONNX export (opset 17): input ``pixel_values`` (batch, C, H, W) float32, output ``logits`` (batch, K)."""
-    import warnings
-
-    import torch
-    from transformers import AutoModelForImageClassification
-
-    from ..models import from_pretrained
-
-    model = from_pretrained(AutoModelForImageClassification, str(model_dir)).eval()
-
-    class Logits(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, pixel_values):
-            return self.m(pixel_values=pixel_values).logits
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Logits(model), (torch.from_numpy(example),), str(path), input_names=["pixel_values"],
-                          output_names=["logits"], dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
-                          dynamo=False, opset_version=17)
 
 
 def _calibration(pixel_values: np.ndarray, batch: int = 100):
