@@ -26,9 +26,10 @@ def _ci(d: dict, key: str = "value") -> str:
 def _size(study: dict) -> tuple[str, str]:
     params = study.get("parameters")
     nonzero = study.get("nonzero_parameters")
-    text = f"{params / 1e6:.1f}M" if params else "–"
+    count = lambda n: f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.0f}k"  # noqa: E731
+    text = count(params) if params else "–"
     if nonzero is not None and params and nonzero < 0.9 * params:
-        text += f" ({nonzero / 1e6:.1f}M non-zero)"
+        text += f" ({count(nonzero)} non-zero)"
     mb = study.get("size_mb")
     return text, (f"{mb:.1f}" if mb is not None else "–")
 

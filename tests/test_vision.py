@@ -194,3 +194,13 @@ def test_image_processor_grey_and_rgb(tmp_path):
 def test_missing_model_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="image classifier"):
         ImageClassifier(tmp_path, device="cpu", offline=True)
+
+
+def test_an_image_classifier_explains_through_its_onnx_runtime_twin(folders):
+    from trusteq.predict import onnx_twin
+
+    model = TaskModel(ImageClassifier(folders["grey"], batch_size=4, device="cpu"), LABELS)
+    twin, record = onnx_twin(model, images(6))
+    assert record["runtime"] == "onnxruntime" and isinstance(twin.model, ONNXImageClassifier)
+    assert twin.model.batch_size == 4 and twin.name == model.name and twin.fingerprint != model.fingerprint
+    assert np.abs(twin(images(9, seed=3)) - model(images(9, seed=3))).max() <= 1e-5

@@ -149,6 +149,15 @@ class PairClassifier:
         return {"kind": self.kind, "class_names": list(self.class_names), "fingerprint": self.fingerprint,
                 "max_length": self.max_length}
 
+    def onnx_export(self, out) -> None:
+        """Export this PyTorch model to ONNX in folder ``out``, which :meth:`onnx_twin` then loads; a model
+        with no ONNX Runtime twin (the default) raises NotImplementedError (see :func:`trusteq.predict.onnx_twin`)."""
+        raise NotImplementedError
+
+    def onnx_twin(self, folder) -> "PairClassifier":
+        """The same model run by ONNX Runtime from the export in ``folder``, on this model's device and threads."""
+        raise NotImplementedError
+
     def arguments(self) -> dict:
         """Constructor arguments that rebuild this model in another process (device and threads apart)."""
         raise TypeError(f"model '{self.name}' ({type(self).__name__}) cannot be rebuilt in another process")
@@ -346,6 +355,13 @@ class HFClassifier(_TokenizedClassifier):
     def info(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
         return {**super().info(), "source": self.source, "parameters": int(n_params), "device": str(self.device)}
+
+    def onnx_export(self, out) -> None:
+        export_onnx(self.source, out)
+
+    def onnx_twin(self, folder) -> "ONNXClassifier":
+        return ONNXClassifier(folder, name=self.name, max_length=self.max_length, batch_size=self.batch_size,
+                              device=self.device, threads=self.threads)
 
 
 class ONNXClassifier(_TokenizedClassifier):

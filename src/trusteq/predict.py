@@ -14,7 +14,7 @@ import numpy as np
 from . import cache
 from .data import Dataset
 from .executors import Executor, LocalExecutor, Unit
-from .models import HFClassifier, ONNXClassifier, TaskModel, export_onnx
+from .models import PairClassifier, TaskModel
 
 __all__ = ["Predictions", "predict", "predict_sharded", "predict_batches", "onnx_twin", "fix_batching"]
 
@@ -122,8 +122,9 @@ def predict_sharded(executor: Executor, model: TaskModel, pairs: Sequence, progr
 def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple[TaskModel, dict]:
     """The same model run by ONNX Runtime, where it gives the same probabilities.
 
-    A PyTorch (:class:`~trusteq.models.HFClassifier`) model is exported to
-    ONNX once (kept in the cache folder under its fingerprint) and run by
+    A PyTorch model that can be exported (:meth:`~trusteq.models.PairClassifier.onnx_export`:
+    :class:`~trusteq.models.HFClassifier`, :class:`~trusteq.vision.ImageClassifier`) is
+    exported to ONNX once (kept in the cache folder under its fingerprint) and run by
     ONNX Runtime, about 1.9x the pairs per second of PyTorch for MiniLM on a
     2-core CPU. The twin runs on the model's device (CUDA provider where
     onnxruntime has one, else the CPU) and is used only if its probabilities
@@ -147,7 +148,7 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
         probabilities and ``checked_pairs``, or ``reason`` when the twin is not used.
     """
     clf = model.model
-    if not isinstance(clf, HFClassifier) or not check_pairs:
+    if type(clf).onnx_export is PairClassifier.onnx_export or not check_pairs:
         return model, {"runtime": clf.kind, **_placement(clf), "reason": "not a PyTorch model"}
     folder = cache.cache_dir() / "onnx" / clf.fingerprint[:32]
     try:
@@ -155,15 +156,14 @@ def onnx_twin(model: TaskModel, check_pairs: Sequence[tuple[str, str]]) -> tuple
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
             try:
-                export_onnx(clf.source, tmp)
+                clf.onnx_export(tmp)
                 os.replace(tmp, folder)
             except OSError:  # another process finished the same export first
                 if not (folder / "model.onnx").exists():
                     raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        twin_clf = ONNXClassifier(folder, name=clf.name, max_length=clf.max_length, batch_size=clf.batch_size,
-                                  device=clf.device, threads=clf.threads)
+        twin_clf = clf.onnx_twin(folder)
         twin = TaskModel(twin_clf, model.task_labels, {clf.name: model.override} if model.override else None)
         if model.pair_by_pair:
             twin.set_pair_by_pair()

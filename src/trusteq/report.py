@@ -276,7 +276,7 @@ def _alignment_rows(s):
     metrics = ["cosine", *[f"jaccard@{k}" for k in ks], f"feature_agreement@{ks[0]}", f"rank_agreement@{ks[0]}",
                f"sign_agreement@{ks[0]}", "spearman", "rbo"]
     name = lambda m: _SHORT[m.split("@")[0]] + ("@" + m.split("@")[1] if "@" in m else "")  # noqa: E731
-    head = ["explainer", "run", *map(name, metrics), f"{_unit(s)} > {ks[0]} words"]
+    head = ["explainer", "run", *map(name, metrics), f"{_unit(s)} > {ks[0]} {_feature_unit(s)}"]
     repeats = s["settings"].get("explain_repeats", 1)
     rows = []
     for explainer in s["settings"]["explainers"]:
@@ -488,8 +488,13 @@ _PAPER_VERDICT = ("Explanations were computed with the paper's protocol, whose m
 
 
 def _unit(s) -> str:
-    """What one example is: "texts" or "pairs"."""
-    return "texts" if s["data"].get("texts") == "single" else "pairs"
+    """What one example is: "texts", "images" or "pairs"."""
+    return {"single": "texts", "image": "images"}.get(s["data"].get("texts"), "pairs")
+
+
+def _feature_unit(s) -> str:
+    """What one feature is: "regions" of an image, else "words"."""
+    return "regions" if s["data"].get("texts") == "image" else "words"
 
 
 def _alignment_sentence(s) -> str:
@@ -502,7 +507,7 @@ def _alignment_sentence(s) -> str:
                      if r["exact"])
     return (f"{st['explained_examples']} examples explained (class: {st['explain_class']}); LIME {st['lime_samples']} "
             f"samples, SHAP at most {st['shap_evals']} evaluations. {_seeds_sentence(s)} Top-k metrics leave out {_unit(s)} "
-            f"with at most k words (the last column counts the {_unit(s)} used). The verdict tests the cosine agreement "
+            f"with at most k {_feature_unit(s)} (the last column counts the {_unit(s)} used). The verdict tests the cosine agreement "
             f"beside the noise floors; the table is descriptive.{caveat}")
 
 

@@ -295,6 +295,13 @@ class ImageClassifier(_ImageModel):
             h.update(t.view(torch.uint8).numpy().tobytes())  # any dtype, bfloat16 included
         return self._digest_tail(h)
 
+    def onnx_export(self, out) -> None:
+        export_onnx_image(self.source, out)
+
+    def onnx_twin(self, folder) -> "ONNXImageClassifier":
+        return ONNXImageClassifier(folder, name=self.name, batch_size=self.batch_size, device=self.device,
+                                   threads=self.threads)
+
     def _logits(self, pixels: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
