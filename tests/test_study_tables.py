@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results.md"  # the page the results tables live on (README links to it)
-REPORTS = ["minilm-families/snli", "minilm-families/snli/paper-protocol", "minilm-families/mrpc", "llm-sst2/sst2"]
+REPORTS = ["minilm-families/snli", "minilm-families/snli/paper-protocol", "minilm-families/mrpc", "llm-sst2/sst2",
+           "fashion-mnist/fashion-mnist", "fashion-mnist/fashion-mnist/all-explained"]
 
 
 def _tables():
