@@ -115,5 +115,7 @@ def test_lime_finds_the_region_a_model_reads():
 def test_image_examples_are_keyed_by_their_pixels():
     a, b = _image(4, 4, seed=0), _image(4, 4, seed=1)
     ka, kb = Example("0", "x", None, "a", image=a).key, Example("0", "x", None, "a", image=b).key
-    assert ka != kb and ka[:2] == ("x", None)
+    assert ka != kb and ka[0] == "image"
+    assert Example("7", "elsewhere.gz#7", None, "a", image=a.copy()).key == ka  # where it was read is not content
+    assert Example("0", "x", None, "a", image=a.astype(np.int8)).key != ka
     assert Example("0", "x", None, "a").key == ("x", None)  # texts keep their old cache keys

@@ -190,7 +190,7 @@ def test_image_folder_digest_follows_the_pixels(tmp_path):
     second = load_dataset(tmp_path, TASK)
     assert second.sha256 != first.sha256
     keys = [e.key for e in (first.examples[-1], second.examples[-1])]
-    assert keys[0][:2] == keys[1][:2] and keys[0] != keys[1]
+    assert keys[0][0] == keys[1][0] == "image" and keys[0] != keys[1]
 
 
 def test_image_folder_mixing_grey_and_rgb_gives_three_channels(tmp_path):
@@ -343,8 +343,10 @@ def test_table_needs_image_and_label_columns(tmp_path):
     rows, _ = table_rows(tmp_path)
     path = write_table(tmp_path, "csv", rows)
     assert "--image" in error(path).detail
-    text_columns = ColumnMap(text_a="path", text_b=None, label="label")
-    assert "--image" in error(path, columns=text_columns).detail
+    from trusteq.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="--image"):
+        load_dataset(path, TASK, columns=ColumnMap(text_a="path", text_b=None, label="label"))
 
 
 def test_limit_samples_images(tmp_path):
@@ -353,7 +355,7 @@ def test_limit_samples_images(tmp_path):
     assert len(ds) == 5 and ds.limit == 5 and ds.n_rows == 20
     assert [int(i) for i in ds.ids] == sorted(int(i) for i in ds.ids)
     assert ds.ids != load_dataset(path, TASK, label_names=["a", "b"], limit=5, seed=2).ids
-    assert len({e.key[2] for e in ds.examples}) == 5  # the pixels' digest
+    assert len({e.key[1] for e in ds.examples}) == 5  # the pixels' digest
 
 
 # ---------------------------------------------------------------------------
@@ -367,3 +369,35 @@ def test_fashion_mnist_t10k():
     assert {x.shape for x in ds.inputs} == {(28, 28, 1)}
     assert len(ds.label_names) == 10 and ds.label_names[0] == "t_shirt/top"
     assert Counter(e.label for e in ds.examples) == {name: 1000 for name in ds.label_names}
+
+
+def test_image_columns_and_tasks_must_match(tmp_path):
+    from trusteq.errors import SettingsError
+
+    table = tmp_path / "t.csv"
+    table.write_text("path,label\na.png,x\n")
+    with pytest.raises(SettingsError, match="--image .* is for task image-classification"):
+        load_dataset(table, "text-classification", columns=ColumnMap(None, None, "label", image="path"))
+    with pytest.raises(SettingsError, match="reads images: give the image column with --image"):
+        load_dataset(table, "image-classification", columns=ColumnMap("path", None, "label"))
+
+
+def test_images_have_no_texts_to_train_a_text_model_on():
+    from trusteq.data import Dataset, Example
+
+    ds = Dataset([Example("0", "a#0", None, "x", image=np.zeros((2, 2, 1), np.uint8))], "image-classification",
+                 ("x", "y"), "a", "0", "idx")
+    with pytest.raises(DataError, match="images, not texts: .*trusteq train"):
+        ds.pairs
+    assert ds.texts == ds.kind == "image"
+
+
+def test_digit_classes_match_by_name():
+    from trusteq.errors import LabelError
+    from trusteq.models import align_labels
+
+    digits = tuple(str(i) for i in range(3))
+    assert align_labels(["2", "0", "1"], digits, "m").tolist() == [1, 2, 0]  # MNIST-like: the labels are digits
+    assert align_labels(["LABEL_0", "LABEL_1", "LABEL_2"], digits, "m", override=["0", "1", "2"]).tolist() == [0, 1, 2]
+    with pytest.raises(LabelError, match="do not say which label"):
+        align_labels(["LABEL_0", "LABEL_1"], ("cat", "dog"), "m")

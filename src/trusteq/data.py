@@ -167,12 +167,12 @@ class Example:
 
     @property
     def key(self) -> tuple:
-        """The example's content as cache-key parts: ``(text_a, text_b)``, plus the pixels' SHA-256 and shape
-        for an image."""
+        """The example's content as cache-key parts: ``(text_a, text_b)``; for an image, its pixels' SHA-256,
+        shape and dtype (not where it was read: the same pixels from a gzipped or raw file share a key)."""
         if self.image is None:
             return self.text_a, self.text_b
         pixels = np.ascontiguousarray(self.image)
-        return self.text_a, self.text_b, hashlib.sha256(pixels.tobytes()).hexdigest(), list(pixels.shape)
+        return "image", hashlib.sha256(pixels.tobytes()).hexdigest(), list(pixels.shape), str(pixels.dtype)
 
 
 @dataclass
@@ -220,13 +220,28 @@ class Dataset:
 
     @property
     def pairs(self) -> list[tuple[str, str | None]]:
-        """Text inputs, shape (n,): ``(text_a, text_b)``, or ``(text, None)`` for single texts."""
+        """Text inputs, shape (n,): ``(text_a, text_b)``, or ``(text, None)`` for single texts.
+
+        Raises
+        ------
+        DataError
+            The examples are images (text models cannot be trained or run on them; see :attr:`inputs`).
+        """
+        if self.kind == "image":
+            raise DataError(self.source, "these examples are images, not texts: image classifiers are trained with "
+                                         "trusteq train (trusteq.workshop.images) and compared with --task "
+                                         "image-classification")
         return [(e.text_a, e.text_b) for e in self.examples]
 
     @property
     def inputs(self) -> list:
         """Model inputs, length n (:attr:`Example.input`): pairs, or images (H, W, C) uint8."""
         return [e.input for e in self.examples]
+
+    @property
+    def texts(self) -> str:
+        """The input kind (:attr:`kind`), under its earlier name."""
+        return self.kind
 
     @property
     def kind(self) -> str:
@@ -351,6 +366,10 @@ def load_dataset(
         label_names = tuple(str(n) for n in label_names)
         check_label_names(label_names)
     src = str(source)
+    if columns is not None and (columns.image is not None) != (task in IMAGE_TASKS):
+        raise SettingsError(f"--image (a column of image paths) is for task image-classification, not '{task}'"
+                            if columns.image is not None else
+                            f"task '{task}' reads images: give the image column with --image, not text columns")
     if task in READERS:
         examples, dropped, label_names, digest, fmt = READERS[task](src, columns, label_names, skip_invalid, keep)
         return _sample(Dataset(examples, task, label_names, src, digest, fmt, len(examples) + len(dropped),

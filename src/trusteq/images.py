@@ -22,7 +22,8 @@ count, rows, cols) followed by uint8 pixels, giving images (28, 28, 1) for MNIST
 beside it, named with ``images-idx3`` replaced by ``labels-idx1`` (``images.idx3`` by ``labels.idx1``;
 magic 2049, count, then uint8 labels). A labels file given as ``source`` is refused. The labels are
 integer codes, named by ``label_names`` (code ``i`` is ``label_names[i]``). Without names, a path
-containing ``fashion`` (any case) with 28x28 images and codes 0..9 gets :data:`FASHION_MNIST_LABELS`;
+whose file or folder name contains ``fashion`` (any case), with 28x28 images and codes 0..9, gets
+:data:`FASHION_MNIST_LABELS`;
 any other IDX pair must be given ``--label-names``.
 
 **Image folder**: one sub-folder per class holding ``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.gif`` or
@@ -230,7 +231,7 @@ def _idx_names(path: Path, labels_path: Path, size: tuple, codes: np.ndarray, la
     if label_names is not None:
         return tuple(label_names)
     top = int(codes.max()) if len(codes) else -1
-    if "fashion" in str(path).lower() and size == (28, 28) and top <= 9:
+    if "fashion" in f"{path.parent.name}/{path.name}".lower() and size == (28, 28) and top <= 9:
         return FASHION_MNIST_LABELS
     raise DataError(labels_path, f"labels are integer class codes 0..{top}, not names; name them in code order "
                                  f"with --label-names", field="label")

@@ -595,8 +595,9 @@ def align_labels(model_classes: Sequence[str], task_labels: Sequence[str], model
         raise LabelError(f"model '{model_name}': has {len(names)} classes {list(model_classes)} but the task has "
                          f"{len(task_labels)} labels {list(task_labels)}")
     normalized = [normalize_label(n) for n in names]
+    # names like LABEL_0 say nothing, unless the user gave them (--label-map) or the task's labels are those names
     generic = [n for n in names if _GENERIC.match(normalize_label(n))]
-    if generic:
+    if generic and override is None and set(normalized) != set(task_labels):
         raise LabelError(f"model '{model_name}': class names {names} from {source} do not say which label each "
                          f"output is; pass --label-map {model_name}={','.join(task_labels)} (in the model's output "
                          f"order) after checking the model card")

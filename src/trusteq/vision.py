@@ -66,7 +66,7 @@ from .models import (PairClassifier, _build, _class_names, _default_name, _dynam
                      is_onnx_folder, load_message)
 
 __all__ = ["ImageClassifier", "ONNXImageClassifier", "load_image_model", "export_onnx_image", "is_image_model",
-           "image_processor"]
+           "image_processor", "load_processor"]
 
 Images = Sequence[np.ndarray]
 
@@ -83,7 +83,9 @@ def _processor_kwargs() -> dict:
     return {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {"use_fast": False}
 
 
-def _load_processor(source: str, **kwargs):
+def load_processor(source: str, **kwargs):
+    """The image processor of ``source`` (``AutoImageProcessor.from_pretrained``), always its PIL/NumPy backend,
+    so that the pixels a model sees do not depend on whether torchvision is installed."""
     from transformers import AutoImageProcessor
 
     return AutoImageProcessor.from_pretrained(source, **_processor_kwargs(), **kwargs)
@@ -272,7 +274,7 @@ class ImageClassifier(_ImageModel):
         self.offline = offline = offline or os.environ.get("HF_HUB_OFFLINE") == "1"
         self.source, self.batch_size = str(path_or_id), int(batch_size)
         try:
-            self.processor = _load_processor(self.source, local_files_only=offline)
+            self.processor = load_processor(self.source, local_files_only=offline)
             self.model = AutoModelForImageClassification.from_pretrained(self.source, local_files_only=offline)
         except Exception as exc:
             raise ModelError(load_message(self.source, offline, exc, what="a transformers image classifier")) \
@@ -352,7 +354,7 @@ class ONNXImageClassifier(_ImageModel):
         try:
             providers = ort_providers(self.device, quantized=self.device.type == "cuda" and _dynamic_int8(graph))
             self.config = AutoConfig.from_pretrained(folder, local_files_only=True)
-            self.processor = _load_processor(str(folder), local_files_only=True)
+            self.processor = load_processor(str(folder), local_files_only=True)
             self.session = ort.InferenceSession(str(graph), options, providers=providers)
         except Exception as exc:
             raise ModelError(f"{folder}: cannot load as an ONNX image classifier ({type(exc).__name__}: {exc})") \
@@ -407,7 +409,7 @@ def export_onnx_image(model_dir, out, image_size: tuple[int, int] | None = None)
         ``model_dir`` cannot be loaded.
     """
     import torch
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoModelForImageClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -415,7 +417,7 @@ def export_onnx_image(model_dir, out, image_size: tuple[int, int] | None = None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = from_pretrained(AutoModelForImageClassification, model_dir).eval()
-    processor = from_pretrained(AutoImageProcessor, model_dir, **_processor_kwargs())
+    processor = load_processor(str(model_dir))
     height, width = (image_size or _hw(getattr(processor, "size", None))
                      or _hw(getattr(model.config, "image_size", None)) or (224, 224))
     dummy = torch.zeros(2, int(getattr(model.config, "num_channels", 3)), height, width)

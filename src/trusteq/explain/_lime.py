@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data import Example
 from ._features import Feature, perturb
+from ._regions import Region
 
 __all__ = ["explain_lime"]
 
@@ -53,7 +54,7 @@ def _lime(models, ex, feats, target, seed, n_samples):
     d = len(feats)
     if d == 0:
         return {name: (np.zeros(0), 0) for name in models}
-    masks = _masks(d, n_samples, seed, image=ex.image is not None)
+    masks = _masks(d, n_samples, seed, image=isinstance(feats[0], Region))
     unique, inverse = np.unique(masks, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     pairs = perturb(ex, feats, unique)

@@ -1,4 +1,4 @@
-"""The regions of an image, the image with regions erased, and their quadtree: the image domain of the explainers.
+"""The regions of an image and the image with regions erased: the image domain of the explainers.
 
 As :mod:`._features` owns the text domain (words), this module owns images
 (like lime's ``lime_image`` segmentation and shap's ``Image`` masker): every
@@ -13,8 +13,9 @@ size or preprocessing, so attributions are comparable region by region.
   rounded to uint8), one colour for the whole image, so an erased patch keeps
   no trace of its content (lime's ``LimeImageExplainer`` fills each superpixel
   with its own mean colour, which keeps it; shap's ``Image`` masker blurs or
-  in-paints). Regions that are background already change nothing when erased,
-  and get no attribution.
+  in-paints). On a dark background the fill is lighter, so erasing a background
+  region changes the image too, and it may get attribution (the report's
+  heatmaps show where a model looks).
 * **Quadtree** (:func:`._hierarchy.region_linkage`): the grid is split in halves by rows,
   each half in halves by columns, and so on (two binary levels make one
   quadtree level; the larger half first where a side is odd), as a SciPy

@@ -70,7 +70,7 @@ from ..data import Dataset, as_dataset, normalize_label
 from ..devices import resolve_device
 from ..errors import DataError, LabelError, ModelError, SettingsError
 from ..settings import check_fields, option
-from ..vision import export_onnx_image, image_processor, is_image_model
+from ..vision import export_onnx_image, image_processor, is_image_model, load_processor
 from .common import PROVENANCE, parse_method, quiet as _quiet, write_provenance
 from .finetune import CHECKPOINT, _plain, _resume, _save_checkpoint
 
@@ -259,7 +259,7 @@ def _load_teacher(teacher, labels: list[str], channels: int, device):
     LabelError
         Its labels are not ``labels``.
     """
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoModelForImageClassification
 
     from ..models import from_pretrained
 
@@ -269,7 +269,7 @@ def _load_teacher(teacher, labels: list[str], channels: int, device):
     if getattr(model.config, "num_channels", channels) != channels:
         raise ModelError(f"teacher '{teacher}' takes {model.config.num_channels}-channel images; "
                          f"the data has {channels}")
-    proc = from_pretrained(AutoImageProcessor, str(teacher))
+    proc = load_processor(str(teacher))
     return model, proc, _label_columns(model.config.id2label, labels, str(teacher))
 
 
@@ -444,7 +444,7 @@ def _prune(model_dir, out: Path, sparsity: float) -> dict:
     """Permanent L1 unstructured pruning of every Conv2d and Linear weight at ``sparsity``."""
     import torch
     from torch.nn.utils import prune as torch_prune
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoModelForImageClassification
 
     from ..models import from_pretrained
 
@@ -457,7 +457,7 @@ def _prune(model_dir, out: Path, sparsity: float) -> dict:
     zeros = sum(int((m.weight == 0).sum()) for m in layers)
     total = sum(m.weight.numel() for m in layers)
     model.save_pretrained(out)
-    from_pretrained(AutoImageProcessor, str(model_dir)).save_pretrained(out)
+    load_processor(str(model_dir)).save_pretrained(out)
     return {"sparsity": sparsity, "pruned_layers": len(layers), "conv_linear_sparsity": zeros / total}
 
 
@@ -465,13 +465,11 @@ def _quantize_static(model_dir, out: Path, data) -> dict:
     """Static QDQ int8 quantization through ONNX Runtime, calibrated on a seeded sample of ``data``."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    from transformers import AutoConfig, AutoImageProcessor
-
-    from ..models import from_pretrained
+    from transformers import AutoConfig
 
     _quiet()
     ds, pixels = _images(data)
-    proc = from_pretrained(AutoImageProcessor, str(model_dir))
+    proc = load_processor(str(model_dir))
     pick = np.sort(np.random.default_rng(0).choice(len(ds), min(CALIBRATION_IMAGES, len(ds)), replace=False))
     calib = _pixel_values(proc, pixels[pick]).numpy()
     with tempfile.TemporaryDirectory() as tmp:
