@@ -19,11 +19,12 @@ from .models import CallableClassifier, HFClassifier, ONNXClassifier, load_model
 from .report import write_report
 from .results import CompareResult
 from .settings import CompareSettings
+from .trust_search import search
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "compare", "CompareSettings", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap",
+    "compare", "search", "CompareSettings", "CompareResult", "write_report", "load_dataset", "Dataset", "Example", "ColumnMap",
     "load_model", "PredictionsFile",
     "HFClassifier", "ONNXClassifier", "CallableClassifier", "TrustEqError", "DataError", "LabelError", "ModelError",
     "SettingsError",

@@ -61,8 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     _custom_flag(g["data"], "slices", action="append", default=[], dest="slices")
     _verdict_options(g["verdict"])
     g["statistics and output"].add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _search_parser(sub)
     _workshop_parsers(sub)
     return parser
+
+
+def _search_parser(sub) -> None:
+    """``trusteq search``: compare's options, --methods instead of --candidate (trusteq.search)."""
+    p = sub.add_parser(
+        "search", help="the smallest compressed model that is still trust-equivalent (level-alpha guarantee)",
+        description="Build a candidate per compression method, compare them with the reference on a selection "
+                    "split, smallest first, and confirm the first equivalent one on a disjoint confirmation split; "
+                    "write search.json, search.md, the reports and the chosen model into --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = add_arguments(p, CompareSettings, groups=("models", "data", "explanations", "verdict",
+                                                   "statistics and output", "execution"))
+    g["models"].add_argument("--reference", required=True, metavar="DIR", help="the reference model's folder")
+    g["models"].add_argument("--methods", required=True, type=_names_list, metavar="LIST",
+                             help="compression methods, comma-separated: int8, prune:S, drop-layers:N, ...")
+    g["data"].add_argument("--data", required=True, metavar="PATH", help="the evaluated examples (split in two)")
+    g["data"].add_argument("--train", metavar="PATH", help="training data, for methods that train "
+                                                            "(drop-layers; an image model's int8 calibration)")
+    g["data"].add_argument("--confirmation", type=float, default=0.5, help="the confirmation split's share")
+    _data_options(g["data"])
+    _verdict_options(g["verdict"])
+    g["statistics and output"].add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
 def _model_options(g) -> None:
@@ -79,6 +102,13 @@ def _model_options(g) -> None:
     g.add_argument("--candidate-predictions", action="append", default=[], type=_named_file, metavar="NAME=FILE",
                    help="a candidate given by its predictions (a file as for --reference-predictions), named NAME, "
                         "after the --candidate models; repeatable; its explanation dimensions are not available")
+
+
+def _names_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    return names
 
 
 def _named_file(text: str) -> tuple[str, str]:
@@ -398,6 +428,22 @@ def _compared_models(args) -> tuple:
     return reference, candidates
 
 
+def _run_search(args) -> int:
+    from .trust_search import build_candidates, search
+    from .validation import check_output_dir
+
+    check_output_dir(args.out, create=False)
+    settings = from_arguments(CompareSettings, args, columns=_columns(args), label_names=_label_names(args),
+                              margins=dict(args.margin) or None)
+    candidates = build_candidates(args.reference, args.methods, Path(args.out) / "candidates", data=args.train,
+                                  task=args.task, progress=settings.progress)
+    summary = search(args.reference, candidates, args.data, args.task, args.out, confirmation=args.confirmation,
+                     settings=settings)
+    print(f"chosen: {summary['chosen']}")
+    print(Path(args.out).resolve())
+    return 0
+
+
 def _run_compare(args) -> int:
     from .comparison import compare
     from .report import write_report
@@ -416,6 +462,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "compare":
             return _run_compare(args)
+        if args.command == "search":
+            return _run_search(args)
         if args.command == "gate":
             from .gate import gate
 

@@ -1,0 +1,134 @@
+"""The trust-preserving search (trusteq.search): the smallest equivalent candidate, and its level-alpha guarantee."""
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+import controls
+from trusteq.errors import SettingsError
+from trusteq.metrics.verdict import EQUIVALENT, MARGINS, decide_predictions
+from trusteq.models import CallableClassifier
+from trusteq.trust_search import Candidate, search, select_and_confirm, split_dataset
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    data = controls.dataset(100)
+    sel, conf = split_dataset(data, 0.3, seed=4)
+    assert (len(sel), len(conf)) == (70, 30)
+    assert set(sel.ids).isdisjoint(conf.ids) and sorted(sel.ids + conf.ids, key=int) == data.ids
+    assert sel.ids == sorted(sel.ids, key=int)  # each split keeps the data's order
+    again, _ = split_dataset(data, 0.3, seed=4)
+    assert again.ids == sel.ids and sel.sha256 != conf.sha256 != data.sha256
+    assert split_dataset(data, 0.3, seed=5)[0].ids != sel.ids
+    with pytest.raises(SettingsError, match="share in"):
+        split_dataset(data, 1.0)
+
+
+def _confirmation_breaker(data, seed):
+    """A model equal to the reference on the selection split and wrong on the confirmation split (it knows the
+    split: the permutation is seeded), so selection picks it and confirmation must refuse it."""
+    _, conf = split_dataset(data, 0.5, seed)
+    hidden = {(e.text_a, e.text_b) for e in conf.examples}
+
+    def fn(pairs):
+        probs = controls._keyword_probs(pairs, controls.A)
+        flip = np.array([tuple(p) in hidden and zlib.crc32(p[0].encode()) % 3 == 0 for p in pairs])
+        probs[flip] = probs[flip][:, ::-1]
+        return probs
+    return fn
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """Candidates by size: the smallest is wrong on ~1 pair in 7, the middle is the reference's function (the
+    answer), the largest is too (never tried)."""
+    m = controls.models()
+    out = tmp_path_factory.mktemp("search")
+    cands = [Candidate("big", m["identical"], size_bytes=300), Candidate("drop", m["accuracy_drop"], size_bytes=100),
+             Candidate("mid", controls.models()["identical"], size_bytes=200, parameters=10, nonzero_parameters=9)]
+    summary = search(m["reference"], cands, controls.dataset(1200), "pi", out, explainers=[], progress=False)
+    return summary, out
+
+
+def test_the_smallest_equivalent_candidate_is_chosen_and_confirmed(searched):
+    summary, out = searched
+    assert [c["name"] for c in summary["candidates"]] == ["drop", "mid", "big"]  # smallest first
+    drop, mid, big = summary["candidates"]
+    assert drop["tried"] and drop["verdict"]["overall"] == "not equivalent"
+    assert mid["verdict"]["overall"] == EQUIVALENT and mid["effective_bytes"] == 180  # 9 of 10 weights non-zero
+    assert not big["tried"] and "mid" in big["why_not"]
+    assert summary["selected"] == summary["chosen"] == "mid"
+    g = summary["guarantee"]
+    assert g["confirmation_verdict"] == EQUIVALENT and g["selection_examples"] + g["confirmation_examples"] == 1200
+    confirmation = json.loads((out / summary["chosen_report"]).read_text())
+    assert confirmation["candidates"] == ["mid"] and confirmation["data"]["examples"] == 600
+    assert json.loads((out / "search.json").read_text())["chosen"] == "mid"
+    assert (out / "selection" / "drop" / "report.json").exists() and not (out / "selection" / "big").exists()
+    assert (out / "search.md").read_text().startswith("# Smallest trust-equivalent model: mid")
+
+
+def test_a_candidate_that_fails_confirmation_is_not_chosen(tmp_path):
+    m, data = controls.models(), controls.dataset(1200)
+    breaker = CallableClassifier(_confirmation_breaker(data, 0), controls.LABELS, "breaker")
+    summary = search(m["reference"], [Candidate("breaker", breaker, size_bytes=1),
+                                      Candidate("same", m["identical"], size_bytes=2)],
+                     data, "pi", tmp_path, explainers=[], progress=False)
+    assert summary["selected"] == "breaker" and summary["chosen"] is None
+    assert summary["guarantee"]["confirmation_verdict"] == "not equivalent"
+    assert not summary["candidates"][1]["tried"]  # the confirmation data are looked at once, for one candidate
+    assert "was selected, but not equivalent on the confirmation split" in (tmp_path / "search.md").read_text()
+
+
+def _on_margin(n, rng):
+    """Predictions whose flip rate is exactly the margin (2.5% each way, accuracy unchanged): not equivalent."""
+    counts = rng.multinomial(n, (0.85, 0.025, 0.025, 0.1))
+    right, wrong = [1.0, 0.0], [0.0, 1.0]
+    p_ref = np.repeat([right, right, wrong, wrong], counts, axis=0)
+    p_cand = np.repeat([right, wrong, right, wrong], counts, axis=0)
+    return np.zeros(n, dtype=int), p_ref, p_cand
+
+
+@pytest.mark.slow
+def test_choosing_among_candidates_on_their_margin_is_wrong_at_most_alpha():
+    """Eight candidates, every one exactly on the flip-rate margin (so none is equivalent): the search's procedure
+    (select_and_confirm) chooses one at most alpha of the time, while choosing the first that looks equivalent on
+    the same data it was found on would be wrong far more often. 2,000 replications, n = 2,000 per split."""
+    rng, reps, k, alpha = np.random.default_rng(27), 2000, 8, 0.05
+
+    def verdict(data):
+        return decide_predictions(*data, margins=MARGINS, alpha=alpha)["decision"]
+
+    chosen = naive = 0
+    for _ in range(reps):
+        selection = {c: _on_margin(2000, rng) for c in range(k)}
+        confirmation = {c: _on_margin(2000, rng) for c in range(k)}
+        selected, confirmed = select_and_confirm(range(k), lambda c: verdict(selection[c]),
+                                                 lambda c: verdict(confirmation[c]))
+        chosen += confirmed == EQUIVALENT
+        naive += selected is not None
+    rate, se = chosen / reps, np.sqrt(alpha * (1 - alpha) / reps)
+    assert rate <= alpha + 2 * se, rate
+    assert naive / reps > 0.15, naive / reps  # without the confirmation split: about 1 - (1 - 0.045)^8 = 0.31
+
+
+@pytest.mark.slow
+def test_search_from_the_command_line_builds_orders_and_saves_the_chosen_model(nli_models, shared_data, tmp_path):
+    from trusteq.cli import main
+
+    out = tmp_path / "search"
+    code = main([str(a) for a in ("search", "--reference", nli_models["ref"], "--methods", "prune:0.9,int8",
+                                  "--data", shared_data / "snli/test.tsv", "--task", "nli", "--limit", 400,
+                                  "--explainers", "none", "--bootstrap", 50, "--no-progress", "--out", out)])
+    summary = json.loads((out / "search.json").read_text())
+    assert code == 0 and sorted(c["method"] for c in summary["candidates"]) == ["int8", "prune:0.9"]
+    sizes = [c["effective_bytes"] for c in summary["candidates"]]
+    assert sizes == sorted(sizes) and summary["candidates"][0]["tried"]  # smallest first
+    assert all((out / "candidates" / m / "trusteq-model.json").exists() for m in ("int8", "prune-0.9"))
+    assert summary["guarantee"]["selection_examples"] == summary["guarantee"]["confirmation_examples"] == 200
+    if summary["chosen"]:
+        assert (out / "chosen" / "trusteq-model.json").exists()
+        assert main(["gate", str(out / summary["chosen_report"])]) == 0
+    else:
+        assert not (out / "chosen").exists()
