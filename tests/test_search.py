@@ -67,6 +67,7 @@ def test_the_smallest_equivalent_candidate_is_chosen_and_confirmed(searched):
     assert json.loads((out / "search.json").read_text())["chosen"] == "mid"
     assert (out / "selection" / "drop" / "report.json").exists() and not (out / "selection" / "big").exists()
     assert (out / "search.md").read_text().startswith("# Smallest trust-equivalent model: mid")
+    assert (out / "search.png").read_bytes()[:4] == b"\x89PNG" and "(search.png)" in (out / "search.md").read_text()
 
 
 def test_a_candidate_that_fails_confirmation_is_not_chosen(tmp_path):

@@ -24,7 +24,8 @@ import numpy as np
 
 from .metrics.calibration import Strategy, expected_calibration_error, reliability_diagram
 
-__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "RegionHeatmapDisplay", "verdict_rows"]
+__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "RegionHeatmapDisplay", "verdict_rows",
+           "DECISION_COLOURS"]
 
 _DIAGONAL = "_perfectly calibrated"  # a leading underscore keeps it out of legends
 
@@ -213,6 +214,8 @@ class RegionHeatmapDisplay:
 #: them apart in grey: filled circle, cross, open circle.
 _DECISION_STYLE = {"equivalent": ("#009e73", "o", "#009e73"), "not equivalent": ("#d55e00", "X", "#d55e00"),
                    "inconclusive": ("#e69f00", "o", "white")}
+#: The colour of each decision in every figure (Okabe-Ito).
+DECISION_COLOURS = {decision: style[0] for decision, style in _DECISION_STYLE.items()}
 _RELATIONS = {"TOST": "within ±{m:g}", "non-inferiority": "above −{m:g}", "non-superiority": "below {m:g}"}
 _ROW_KEYS = ("label", "statistic", "interval", "margin", "test", "decision")
 _PART_LABELS = {"accuracy": "accuracy Δ", "flip_rate": "flip rate", "calibration": "calibration added (RMS)",

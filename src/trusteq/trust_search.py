@@ -29,7 +29,7 @@ Outputs (:func:`search`, ``trusteq search``) in ``out``:
   confirmation report.json, relative to ``out``), ``guarantee`` and the settings;
 * ``selection/<candidate>/`` and ``confirmation/``: the full reports (:func:`trusteq.write_report`); ``trusteq
   gate confirmation/report.json`` gates a release on the chosen model;
-* ``search.md``: the candidates by size with their verdicts;
+* ``search.md`` and ``search.png``: the candidates by size with their verdicts (per dimension in the figure);
 * ``chosen/``: the chosen model's folder (a copy), where the candidate is a folder; ``trusteq search`` builds
   its candidates under ``candidates/<method>``.
 """
@@ -48,7 +48,7 @@ import numpy as np
 
 from .data import Dataset, load_dataset
 from .errors import SettingsError
-from .cache import atomic_write_text
+from .cache import atomic_write_bytes, atomic_write_text
 from .metrics.verdict import EQUIVALENT, check_margins
 from .settings import CompareSettings
 from .slices import kept_columns
@@ -228,6 +228,7 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
                "chosen_report": "confirmation/report.json" if selected else None, "guarantee": guarantee,
                "margins": check_margins(s.margins, s.alpha)}
     atomic_write_text(out / "search.json", json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_bytes(out / "search.png", _size_trust_png(summary))
     atomic_write_text(out / "search.md", _markdown(summary))
     return summary
 
@@ -241,6 +242,40 @@ def select_and_confirm(order: Sequence, select, confirm) -> tuple[object | None,
         if select(cand) == EQUIVALENT:
             return cand, confirm(cand)
     return None, None
+
+
+def _size_trust_png(summary: dict) -> bytes:
+    """search.png: each candidate (by the bytes it needs, smallest left) against its selection verdict per
+    dimension and overall; a grey cross where it was not tried."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from .display import DECISION_COLOURS
+
+    cands = summary["candidates"]
+    dims = list(dict.fromkeys(d for c in cands if c["tried"] for d in c["verdict"]["dimensions"])) + ["overall"]
+    fig = Figure(figsize=(1.2 + 1.1 * len(cands), 0.9 + 0.35 * len(dims)))
+    ax = fig.subplots()
+    for x, c in enumerate(cands):
+        for y, dim in enumerate(dims):
+            if not c["tried"]:
+                ax.scatter(x, y, marker="x", color="#adb5bd")
+                continue
+            v = c["verdict"]
+            decision = v["overall"] if dim == "overall" else v["dimensions"].get(dim, {}).get("decision")
+            ax.scatter(x, y, s=120, color=DECISION_COLOURS.get(decision, "#adb5bd"))
+    sizes = [f"{c['effective_bytes'] / 1e6:.2f} MB" if c["effective_bytes"] else "size ?" for c in cands]
+    ax.set_xticks(range(len(cands)), [f"{c['name']}{' (chosen)' if c['name'] == summary['chosen'] else ''}\n{s}"
+                                      for c, s in zip(cands, sizes)], fontsize=7)
+    ax.set_yticks(range(len(dims)), dims, fontsize=7)
+    ax.set_xlim(-0.5, len(cands) - 0.5)
+    ax.set_ylim(-0.5, len(dims) - 0.5)
+    ax.set_title("selection verdict by size (green equivalent, orange inconclusive, red not equivalent, "
+                 "x not tried)", fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return buf.getvalue()
 
 
 def _markdown(summary: dict) -> str:
@@ -261,6 +296,7 @@ def _markdown(summary: dict) -> str:
         lines.append(f"| {c['name']} | {c['method']} | {c['effective_bytes'] or '–'} | "
                      f"{c['nonzero_parameters'] or c['parameters'] or '–'} | {verdict} | "
                      f"{c.get('explained_examples', '–')} |")
+    lines += ["", "![selection verdict by size](search.png)"]
     if summary["chosen_report"]:
         lines += ["", f"Confirmation: {g['confirmation_verdict']} ([report]({summary['chosen_report']}); "
                       f"`trusteq gate {summary['chosen_report']}`)."]
