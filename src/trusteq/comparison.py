@@ -45,7 +45,7 @@ from .slices import decide_slices, kept_columns, slice_record, slice_values
 from .validation import check_probabilities
 from .vision import load_image_model
 
-__all__ = ["compare", "CompareResult"]
+__all__ = ["compare", "CompareResult", "dataset_of"]
 
 #: Level of the descriptive intervals in the report tables; the verdict uses 1 - 2 alpha.
 REPORT_LEVEL = 0.95
@@ -196,9 +196,7 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
     s = (settings or CompareSettings()).replace(**overrides)
     protocol, margins, placement = _check(s, candidates, task)
     timings: dict[str, float] = {}
-    if not isinstance(data, Dataset):
-        data = load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
-                            label_names=s.label_names, keep=kept_columns(s.slices))
+    data = dataset_of(data, task, s)
     for column in s.slices:  # a slice the data cannot have is refused before any work
         slice_values(data, column)
     models = _load_models([reference, *candidates], data, s, placement)
@@ -241,6 +239,15 @@ def compare(reference, candidates: Sequence, data, task: str, settings: CompareS
 
 # ---------------------------------------------------------------------------
 # stage 1: settings and models
+
+
+def dataset_of(data, task: str, s: CompareSettings) -> Dataset:
+    """``data`` itself if it is a Dataset, else the file or ``hf:`` name read with the settings' data options
+    (columns, limit and seed, skip_invalid, label_names, the slices' columns)."""
+    if isinstance(data, Dataset):
+        return data
+    return load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
+                        label_names=s.label_names, keep=kept_columns(s.slices))
 
 
 def _check(s: CompareSettings, candidates: Sequence, task: str):

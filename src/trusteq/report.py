@@ -671,21 +671,21 @@ def _examples(result: CompareResult, n_shown: int) -> dict | None:
         ex = by_id[ref_e.example_id]
         sides = []
         shown_runs = [run for run in runs if i < len(run.explanations)]  # candidates may have stopped earlier
-        scale = max(float(np.max(np.abs(run.explanations[i].weights), initial=0.0)) for run in shown_runs)
+        peak = max(float(np.max(np.abs(run.explanations[i].weights), initial=0.0)) for run in shown_runs)
         for run in shown_runs:
             e, p = run.explanations[i], result.probs[run.model][index[ex.id]]
             side = {"title": f"{run.model}: predicts {labels[int(np.argmax(p))]} ({p.max():.2f})"}
-            if ex.image is not None:
-                side["image"] = _data_uri(_heatmap_png(ex.image, e, k, scale))
+            if ex.image is not None:  # one colour scale for every model of the example
+                side["image"] = _data_uri(_heatmap_png(ex.image, e, k, peak))
             else:
                 side.update(a=_segments(ex.text_a, "a", e, k),
                             b=_segments(ex.text_b, "b", e, k) if ex.text_b is not None else None)
             sides.append(side)
         blocks.append({"heading": f"{ex.id} · gold {ex.label} · explained {labels[ref_e.explained_class]} · "
                                   f"{explainer} {measure} ({first[i]}) {score[i]:.2f}", "sides": sides})
-    what = "regions" if result.dataset.kind == "image" else "words"
     scale = " (one colour scale per example)" if result.dataset.kind == "image" else ""
-    legend = (f"{explainer} attributions{scale}; green pushes towards the explained class, red away; outlined {what} "
+    legend = (f"{explainer} attributions{scale}; green pushes towards the explained class, red away; outlined "
+              f"{_feature_unit(s)} "
               f"are each model's top-{k}. Shown: the {len(order)} examples where a candidate's attributions agree "
               f"least (by {measure}) with {s['reference']}'s, that candidate named in the heading.")
     return {"legend": legend, "blocks": blocks}

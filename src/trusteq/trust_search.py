@@ -46,12 +46,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .errors import SettingsError
 from .cache import atomic_write_bytes, atomic_write_text
 from .metrics.verdict import EQUIVALENT, check_margins
 from .settings import CompareSettings
-from .slices import kept_columns
 
 __all__ = ["Candidate", "search", "select_and_confirm", "split_dataset", "build_candidates", "GUARANTEE",
            "CONFIRMATION"]
@@ -183,7 +182,7 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
     SettingsError
         No candidate, two with one name, a bad ``confirmation``; and every error of :func:`trusteq.compare`.
     """
-    from .comparison import compare
+    from .comparison import compare, dataset_of
     from .report import write_report
     from .validation import check_output_dir
 
@@ -193,9 +192,7 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
         raise SettingsError(f"the search needs candidates with distinct names, got {names}")
     out = Path(out)
     check_output_dir(out, create=False)
-    if not isinstance(data, Dataset):
-        data = load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
-                            label_names=s.label_names, keep=kept_columns(s.slices))
+    data = dataset_of(data, task, s)
     selection, confirmation_split = split_dataset(data, confirmation, s.seed)
     ref_name = (s.names[0] if s.names else None) or "reference"
     tried: dict[str, dict] = {}  # candidate -> its selection verdict (the first comparison of it)
