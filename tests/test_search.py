@@ -10,7 +10,7 @@ import controls
 from trusteq.errors import SettingsError
 from trusteq.metrics.verdict import EQUIVALENT, MARGINS, decide_predictions
 from trusteq.models import CallableClassifier
-from trusteq.trust_search import Candidate, search, select_and_confirm, split_dataset
+from trusteq.trust_search import Candidate, build_candidates, search, select_and_confirm, split_dataset
 
 
 def test_split_is_seeded_disjoint_and_complete():
@@ -66,8 +66,11 @@ def test_the_smallest_equivalent_candidate_is_chosen_and_confirmed(searched):
     assert confirmation["candidates"] == ["mid"] and confirmation["data"]["examples"] == 600
     assert json.loads((out / "search.json").read_text())["chosen"] == "mid"
     assert (out / "selection" / "drop" / "report.json").exists() and not (out / "selection" / "big").exists()
-    assert (out / "search.md").read_text().startswith("# Smallest trust-equivalent model: mid")
+    assert (out / "search.md").read_text().startswith("# Smallest trust-equivalent candidate: mid")
     assert (out / "search.png").read_bytes()[:4] == b"\x89PNG" and "(search.png)" in (out / "search.md").read_text()
+    html = (out / "search.html").read_text()
+    assert "<h1>Smallest trust-equivalent candidate: mid</h1>" in html and "data:image/png;base64," in html
+    assert "selection/drop/report.html" in html and "confirmation/report.html" in html
 
 
 def test_a_candidate_that_fails_confirmation_is_not_chosen(tmp_path):
@@ -76,10 +79,12 @@ def test_a_candidate_that_fails_confirmation_is_not_chosen(tmp_path):
     summary = search(m["reference"], [Candidate("breaker", breaker, size_bytes=1),
                                       Candidate("same", m["identical"], size_bytes=2)],
                      data, "pi", tmp_path, explainers=[], progress=False)
-    assert summary["selected"] == "breaker" and summary["chosen"] is None
+    assert summary["selected"] == "breaker" and summary["chosen"] is None and summary["chosen_report"] is None
+    assert summary["confirmation_report"] == "confirmation/report.json"
     assert summary["guarantee"]["confirmation_verdict"] == "not equivalent"
     assert not summary["candidates"][1]["tried"]  # the confirmation data are looked at once, for one candidate
-    assert "was selected, but not equivalent on the confirmation split" in (tmp_path / "search.md").read_text()
+    assert "breaker was equivalent on the selection split but not equivalent on the confirmation split" in \
+        (tmp_path / "search.md").read_text()
 
 
 def _on_margin(n, rng):
@@ -133,3 +138,99 @@ def test_search_from_the_command_line_builds_orders_and_saves_the_chosen_model(n
         assert main(["gate", str(out / summary["chosen_report"])]) == 0
     else:
         assert not (out / "chosen").exists()
+
+
+def test_the_successor_of_a_failing_candidate_is_queued_by_size():
+    """select_and_confirm tries a failing candidate's successor in size order among the rest."""
+    tried = []
+    sizes = {"a": 1, "b": 5, "a+": 3, "a++": 7}
+
+    def select(c):
+        tried.append(c)
+        return EQUIVALENT if c == "b" else "not equivalent"
+
+    selected, confirmed = select_and_confirm(["a", "b"], select, lambda c: EQUIVALENT,
+                                             lambda c: {"a": "a+", "a+": "a++"}.get(c), key=sizes.get)
+    assert tried == ["a", "a+", "b"] and (selected, confirmed) == ("b", EQUIVALENT)
+
+
+def _one_harmful_layer(folder):
+    """A 3-layer tiny BERT whose layers 0 and 2 barely act (their linear weights scaled by 1e-3; the residual
+    passes the signal on) while layer 1 carries it: pruning layer 1 flips predictions, pruning the others does
+    not."""
+    import torch
+    from conftest import make_bert
+    from transformers import BertForSequenceClassification
+
+    make_bert(folder, controls.LABELS, seed=5, layers=3)
+    model = BertForSequenceClassification.from_pretrained(folder)
+    with torch.no_grad():
+        for i in (0, 2):
+            for m in model.bert.encoder.layer[i].modules():
+                if isinstance(m, torch.nn.Linear):
+                    m.weight.mul_(1e-3)
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_partial_compression_keeps_the_layer_that_causes_the_flips(tmp_path):
+    """prune:0.9 of a model whose flips all come from layer 1: the ranking puts layer 1 first, the search keeps it
+    unpruned and chooses that candidate (layers 0 and 2 pruned), recording the kept layer."""
+    ref = _one_harmful_layer(tmp_path / "ref")
+    cands = build_candidates(str(ref), ["prune:0.9"], tmp_path / "candidates", progress=False)
+    summary = search(str(ref), cands, controls.dataset(1200), "pi", tmp_path / "out", explainers=[],
+                     progress=False, n_boot=50)
+    by_name = {c["name"]: c for c in summary["candidates"]}
+    base = by_name["prune-0.9"]
+    assert base["verdict"]["overall"] == "not equivalent"
+    ranking = base["layer_ranking"]["layers"]
+    assert ranking[0]["layer"] == 1 and ranking[0]["kl_reduction"] > 10 * max(r["kl_reduction"] for r in ranking[1:])
+    assert summary["chosen"] == "prune-0.9-keep-1" and by_name["prune-0.9-keep-1"]["kept_layers"] == [1]
+    assert by_name["prune-0.9-keep-1"]["partial_of"] == "prune:0.9"
+    assert by_name["prune-0.9"]["effective_bytes"] < by_name["prune-0.9-keep-1"]["effective_bytes"]
+    provenance = json.loads((tmp_path / "out" / "chosen" / "trusteq-model.json").read_text())
+    assert provenance["kept_uncompressed"] == [1]
+    assert not summary["reference"]["model"].startswith("/") and not base["model"].startswith("/")
+    assert "layer 1: mean KL" in (tmp_path / "out" / "search.md").read_text()
+
+
+def test_int8_keeps_the_matmuls_of_kept_layers_float(tmp_path, pi_models):
+    import onnx
+
+    from trusteq.workshop.compress import compress
+
+    info = compress(pi_models["ref"], "int8", tmp_path / "q", keep_layers=[1])
+    nodes = onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node
+    kept = [n for n in nodes if "/encoder/layer.1/" in n.name and n.op_type.startswith("MatMul")]
+    quantized = [n for n in nodes if "/encoder/layer.0/" in n.name and n.op_type == "MatMulInteger"]
+    assert kept and all(n.op_type == "MatMul" for n in kept) and quantized
+    assert info["kept_uncompressed"] == [1] and info["float_nodes"] > 0
+    with pytest.raises(SettingsError, match="has layers 0 to 1"):
+        compress(pi_models["ref"], "int8", tmp_path / "q2", keep_layers=[2])
+    with pytest.raises(SettingsError, match="applies to int8 and prune"):
+        compress(pi_models["ref"], "drop-layers:1", tmp_path / "q3", keep_layers=[0])
+
+
+def test_size_trust_display_draws_each_tried_candidate_per_dimension():
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from trusteq.display import DECISION_COLOURS, SizeTrustDisplay
+
+    def verdict(pred, expl):
+        return {"overall": expl if pred == EQUIVALENT else pred,
+                "dimensions": {"predictions": {"decision": pred}, "explanations.lime": {"decision": expl}}}
+
+    summary = {"chosen": "b", "reference": {"size_bytes": 4e6}, "candidates": [
+        {"name": "a", "effective_bytes": 1e6, "tried": True, "verdict": verdict("not equivalent", "inconclusive")},
+        {"name": "b", "effective_bytes": 2e6, "tried": True, "verdict": verdict(EQUIVALENT, EQUIVALENT)},
+        {"name": "c", "effective_bytes": None, "tried": False}]}
+    d = SizeTrustDisplay.from_search(summary, ax=Figure().subplots())
+    assert d.dimensions_ == ["predictions", "explanations.lime", "overall"]
+    labels = [t.get_text() for t in d.ax_.get_xticklabels()]
+    assert labels == ["a\n1.0 MB", "b (chosen)\n2.0 MB", "c\nsize ?"] and "reference 4.0 MB" in d.ax_.get_title()
+    points = [(tuple(c.get_offsets()[0]), c.get_edgecolors()[0]) for c in d.ax_.collections]
+    assert len(points) == 9  # 2 tried x 3 rows, and 3 grey dots for the untried
+    assert ((1.0, 0.0), to_rgba(DECISION_COLOURS[EQUIVALENT])) in [(p, tuple(c)) for p, c in points]
+    with pytest.raises(ValueError, match="unknown decisions"):
+        SizeTrustDisplay([{"name": "x", "megabytes": 1.0, "decisions": {"overall": "maybe"}}])

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_bert
+from conftest import PI, make_bert
 from trusteq.cli import main
 from trusteq.errors import TrustEqError
 from trusteq.study import load_study
@@ -171,7 +171,7 @@ _EXP = "task: pi, train: a, test: a, reference: m, candidates: []"
      ": unknown key 'sed'; allowed: seed, out, work, device, executor, ray_address, threads, experiments"),
     ("experiments: {x: {task: pi, train: a, tset: a, models: {m: {path: a}}, reference: m, candidates: []}}",
      ": experiments.x: unknown key 'tset'; allowed: task, train, dev, test, models, reference, candidates, "
-     "compare, comparisons"),
+     "compare, comparisons, search"),
     ("experiments: {x: {tsk: pi, tset: a}}", ": experiments.x: unknown keys 'tsk', 'tset'; allowed: task,"),
     ("experiments: {x: {" + _EXP + ", models: {m: {path: a}}, compare: {explain_limt: 3}}}",
      ": experiments.x.compare: unknown key 'explain_limt'; allowed: columns, label_names, limit,"),
@@ -273,6 +273,47 @@ def _strings(value, where=""):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_search_stage_searches_from_the_reference_and_reports_relative_paths(tmp_path, shared_data, monkeypatch,
+                                                                               capsys):
+    """``search:`` builds its methods from the experiment's reference, searches on the test data with the
+    experiment's compare options overlaid by its own, is estimated, and writes paths relative to each report
+    (the work folder, spelled from ~, from ~)."""
+    import trusteq.study as study_module
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    enc = make_bert(tmp_path / "enc", PI, seed=5)
+    lines = (shared_data / "mrpc_glue/train.tsv").read_text().splitlines()[:201]
+    (tmp_path / "t.tsv").write_text("\n".join(lines) + "\n")
+    f = tmp_path / "s.yaml"
+    f.write_text(f"""
+out: reports
+work: ~/w
+experiments:
+  tiny:
+    task: pi
+    train: t.tsv
+    test: t.tsv
+    models: {{ref: {{path: {enc}}}}}
+    reference: ref
+    compare: {{explainers: [lime], n_boot: 50}}
+    search: {{methods: ["prune:0.9", "prune:0.2"], confirmation: 0.4, explainers: []}}
+""")
+    monkeypatch.setattr(study_module, "_throughput", lambda source, pairs, max_length: 100.0)
+    assert main(["study", str(f), "--estimate"]) == 0
+    estimate = capsys.readouterr().out
+    assert "[2/2] tiny: search prune:0.9, prune:0.2 of ref (build" in estimate and "lime" not in estimate
+    assert main(["study", str(f), "--no-progress"]) == 0
+    out = tmp_path / "reports" / "tiny" / "search"
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["guarantee"]["confirmation_examples"] == 80 and summary["reference"]["model"] == "../../../enc"
+    assert {c["method"] for c in summary["candidates"]} >= {"prune:0.9", "prune:0.2"}
+    assert summary["candidates"][0]["model"] == "~/w/tiny/search-candidates/prune-0.9"
+    report = json.loads((out / "selection" / "prune-0.9" / "report.json").read_text())
+    assert report["settings"]["explainers"] == [] and report["data"]["source"] == "../../../../../t.tsv"
+    assert (out / "search.html").exists()
+
+
 def test_study_report_paths_are_relative_to_the_study_file(tmp_path, shared_data, monkeypatch):
     import trusteq.comparison
     import trusteq.report

@@ -71,8 +71,10 @@ def _search_parser(sub) -> None:
     p = sub.add_parser(
         "search", help="the smallest compressed model that is still trust-equivalent (level-alpha guarantee)",
         description="Build a candidate per compression method, compare them with the reference on a selection "
-                    "split, smallest first, and confirm the first equivalent one on a disjoint confirmation split; "
-                    "write search.json, search.md, the reports and the chosen model into --out.",
+                    "split, smallest first (a failing int8 or pruned encoder is compressed again with its most "
+                    "harmful layers kept uncompressed, one more at a time), and confirm the first equivalent one "
+                    "on a disjoint confirmation split; write search.html, search.md, search.json, the reports and "
+                    "the chosen model into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = add_arguments(p, CompareSettings, groups=("models", "data", "explanations", "verdict",
                                                    "statistics and output", "execution"))
@@ -429,6 +431,7 @@ def _compared_models(args) -> tuple:
 
 
 def _run_search(args) -> int:
+    from .search_report import search_answer
     from .trust_search import build_candidates, search
     from .validation import check_output_dir
 
@@ -439,8 +442,8 @@ def _run_search(args) -> int:
                                   task=args.task, progress=settings.progress)
     summary = search(args.reference, candidates, args.data, args.task, args.out, confirmation=args.confirmation,
                      settings=settings)
-    print(f"chosen: {summary['chosen']}")
-    print(Path(args.out).resolve())
+    print(search_answer(summary))
+    print(Path(args.out).resolve() / "search.html")
     return 0
 
 

@@ -45,7 +45,7 @@ from .slices import decide_slices, kept_columns, slice_record, slice_values
 from .validation import check_probabilities
 from .vision import load_image_model
 
-__all__ = ["compare", "CompareResult", "dataset_of"]
+__all__ = ["compare", "CompareResult", "dataset_of", "probabilities"]
 
 #: Level of the descriptive intervals in the report tables; the verdict uses 1 - 2 alpha.
 REPORT_LEVEL = 0.95
@@ -248,6 +248,21 @@ def dataset_of(data, task: str, s: CompareSettings) -> Dataset:
         return data
     return load_dataset(data, task, columns=s.columns, limit=s.limit, seed=s.seed, skip_invalid=s.skip_invalid,
                         label_names=s.label_names, keep=kept_columns(s.slices))
+
+
+def probabilities(specs: Sequence, data: Dataset, s: CompareSettings) -> list[np.ndarray]:
+    """Each model's class probabilities, shape (n, K), rows in ``data``'s order and columns in its label order,
+    computed (or read from the cache) as :func:`compare` computes them; ``s.names`` is not used.
+
+    Raises
+    ------
+    ModelError, LabelError, DeviceError
+        As :func:`compare` (a model that cannot be loaded, classes that do not fit, a bad device).
+    """
+    models = _load_models(specs, data, s.replace(names=None), resolve_device(s.device))
+    for m in models:
+        fix_batching(m, data.inputs)
+    return [predict(m, data).probs for m in models]
 
 
 def _check(s: CompareSettings, candidates: Sequence, task: str):

@@ -12,7 +12,10 @@ touches matplotlib's global state: no backend switch, no pyplot figure unless
 * :class:`VerdictDisplay` - a forest plot of equivalence tests against their
   margins, built :meth:`~VerdictDisplay.from_verdict` (rows: :func:`verdict_rows`);
 * :class:`RegionHeatmapDisplay` - an image with one model's attributions of
-  its regions drawn over it (the per-example view of image comparisons).
+  its regions drawn over it (the per-example view of image comparisons);
+* :class:`SizeTrustDisplay` - the candidates of a compression search by the
+  bytes their weights need, each with its verdict per dimension, built
+  :meth:`~SizeTrustDisplay.from_search`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import numpy as np
 
 from .metrics.calibration import Strategy, expected_calibration_error, reliability_diagram
 
-__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "RegionHeatmapDisplay", "verdict_rows",
-           "DECISION_COLOURS"]
+__all__ = ["ReliabilityDisplay", "AlignmentDisplay", "VerdictDisplay", "RegionHeatmapDisplay", "SizeTrustDisplay",
+           "verdict_rows", "DECISION_COLOURS"]
 
 _DIAGONAL = "_perfectly calibrated"  # a leading underscore keeps it out of legends
 
@@ -394,3 +397,85 @@ def _legend_handles() -> list:
     marks = [Line2D([], [], ls="", marker=m, ms=7, color=c, markerfacecolor=f, mew=1.4, label=d)
              for d, (c, m, f) in _DECISION_STYLE.items()]
     return [*marks, Patch(facecolor="#dee2e6", edgecolor="#adb5bd", label="within the margin")]
+
+
+class SizeTrustDisplay:
+    """Size against trust: each candidate of a compression search (a column, smallest left, labelled with the
+    megabytes its weights need) against its verdict on each dimension and overall (a row each), drawn with the
+    decisions' colours and markers (:data:`DECISION_COLOURS`); a small grey dot where it was not tried.
+
+    Parameters
+    ----------
+    candidates : sequence of mapping
+        Each with ``name`` (str), ``megabytes`` (float or None: unknown) and ``decisions`` (mapping of a
+        dimension, or "overall", to "equivalent", "not equivalent" or "inconclusive"; empty: not tried).
+    chosen : str, optional
+        The chosen candidate's name (marked in its label).
+    reference_megabytes : float, optional
+        The reference's size, written in the title.
+
+    Attributes
+    ----------
+    dimensions_ : list of str
+        The rows, top to bottom ("overall" last).
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    Raises
+    ------
+    ValueError
+        A decision that is not one of the three.
+    """
+
+    def __init__(self, candidates, *, chosen: str | None = None, reference_megabytes: float | None = None):
+        for c in candidates:
+            bad = set(c["decisions"].values()) - set(_DECISION_STYLE)
+            if bad:
+                raise ValueError(f"candidate {c['name']!r}: unknown decisions {sorted(bad)}")
+        self.candidates, self.chosen, self.reference_megabytes = list(candidates), chosen, reference_megabytes
+
+    @classmethod
+    def from_search(cls, summary: dict, *, ax=None) -> "SizeTrustDisplay":
+        """The candidates of ``search.json`` (:func:`trusteq.search`) with their selection verdicts, then
+        :meth:`plot`."""
+        rows = []
+        for c in summary["candidates"]:
+            v = c.get("verdict") if c.get("tried") else None
+            decisions = {} if v is None else {**{d: x["decision"] for d, x in v["dimensions"].items()},
+                                              "overall": v["overall"]}
+            mb = c.get("effective_bytes")
+            rows.append({"name": c["name"], "megabytes": mb / 1e6 if mb else None, "decisions": decisions})
+        ref = summary.get("reference", {}).get("size_bytes")
+        return cls(rows, chosen=summary.get("chosen"), reference_megabytes=ref / 1e6 if ref else None).plot(ax=ax)
+
+    def plot(self, *, ax=None) -> "SizeTrustDisplay":
+        """Draw on ``ax`` (a new pyplot Axes if None)."""
+        ax = _new_axes(ax)
+        dims = [d for c in self.candidates for d in c["decisions"] if d != "overall"]
+        self.dimensions_ = list(dict.fromkeys(dims)) + ["overall"]
+        for x, c in enumerate(self.candidates):
+            for y, dim in enumerate(self.dimensions_):
+                decision = c["decisions"].get(dim)
+                if decision is None:
+                    ax.scatter(x, y, s=12, color="#ced4da")
+                    continue
+                colour, marker, face = _DECISION_STYLE[decision]
+                ax.scatter(x, y, s=110 if dim == "overall" else 70, marker=marker, edgecolors=colour, facecolors=face,
+                           linewidths=1.5)
+        labels = [f"{c['name']}{' (chosen)' if c['name'] == self.chosen else ''}\n"
+                  f"{'size ?' if c['megabytes'] is None else format(c['megabytes'], '.1f') + ' MB'}"
+                  for c in self.candidates]
+        ax.set_xticks(range(len(self.candidates)), labels, fontsize=7, rotation=30, ha="right")
+        ax.set_yticks(range(len(self.dimensions_)), self.dimensions_, fontsize=7)
+        ax.set_xlim(-0.5, len(self.candidates) - 0.5)
+        ax.set_ylim(-0.5, len(self.dimensions_) - 0.5)
+        ax.axhline(len(self.dimensions_) - 1.5, color="#adb5bd", linewidth=0.6)
+        ref = f" (reference {self.reference_megabytes:.1f} MB)" if self.reference_megabytes else ""
+        ax.set_title(f"Selection verdict by size, smallest left{ref}", fontsize=8)
+        from matplotlib.lines import Line2D
+
+        untried = Line2D([], [], ls="", marker="o", ms=3.5, color="#ced4da", label="not tried")
+        ax.legend(handles=_legend_handles()[:len(_DECISION_STYLE)] + [untried], fontsize=6, loc="upper left",
+                  bbox_to_anchor=(1.0, 1.0), frameon=False)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self

@@ -160,21 +160,26 @@ class CompareResult:
         return self.summary
 
     def for_study(self, study: dict, base: Path, home_work: Path | None = None) -> "CompareResult":
-        """This result as a study reports it: a copy whose summary has the ``study`` record and every path of
-        this machine it records (data and model sources and folders, the models' provenance) written relative to
-        ``base``, the study file's folder, so a committed report does not name the machine's folders; paths inside
-        ``home_work`` (a work folder the study file spells from ``~``) or trusteq's cache (pulled LLMs) are
-        written from ``~``. This result is
-        left as it is."""
+        """This result as a study reports it: :meth:`relative_to` ``base``, the study file's folder, with the
+        ``study`` record added. This result is left as it is."""
+        return self.relative_to(base, home_work, study=study)
+
+    def relative_to(self, base: Path, home_work=None, **records) -> "CompareResult":
+        """A copy whose summary has every path of this machine it records (data and model sources and folders,
+        the models' provenance, ``records`` added at the top level) written relative to ``base``, so a committed
+        report does not name the machine's folders; paths inside ``home_work`` (a folder, or a list of them,
+        under the home folder) or trusteq's cache (pulled LLMs) are written from ``~``. This result is left as
+        it is."""
         from .cache import cache_dir
 
         summary = copy.deepcopy(self.summary)
-        roots = [r for r in (home_work, cache_dir()) if r is not None]
+        roots = [r for r in [*(home_work if isinstance(home_work, list) else [home_work]), cache_dir()]
+                 if r is not None]
         data = summary.get("data", {})
         if "source" in data:
             data["source"] = relative_paths(data["source"], base, roots)
         summary["models"] = relative_paths(summary.get("models", {}), base, roots)
-        summary["study"] = relative_paths(study, base, roots)
+        summary.update(relative_paths(records, base, roots))
         return replace(self, summary=summary)
 
 

@@ -94,8 +94,13 @@ def load_study(path) -> dict:
 
 _EXECUTION = ("device", "executor", "ray_address", "threads")
 _TOP = ("seed", "out", "work", *_EXECUTION, "experiments")
-_EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare", "comparisons")
-_REQUIRED = ("task", "train", "test", "models", "reference", "candidates")
+_EXPERIMENT = ("task", "train", "dev", "test", "models", "reference", "candidates", "compare", "comparisons",
+               "search")
+_REQUIRED = ("task", "train", "test", "models", "reference")
+#: The plan's name of an experiment's search stage (never a ``comparisons:`` name: those have no colon).
+SEARCH = ":search"
+#: The keys of ``search:`` besides the compare options.
+_SEARCH_KEYS = ("methods", "confirmation")
 _STEP_ARGS = {"finetune": ("base",), "train": ("arch",), "distill": ("teacher", "student", "temperature", "alpha"),
               "compress": ("model", "method")}
 _STEP_REQUIRED = {"finetune": ("base",), "train": ("arch",), "distill": ("teacher", "student"),
@@ -120,11 +125,38 @@ def _check_experiment(exp, where: str) -> None:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
     for model, step in exp["models"].items():
         _check_step(step, f"{where}.models.{model}", exp["task"])
-    if not isinstance(exp["candidates"], list):
+    if "candidates" not in exp and "search" not in exp:
+        raise TrustEqError(f"{where}: missing key 'candidates' (or 'search')")
+    if not isinstance(exp.get("candidates", []), list):
         raise TrustEqError(f"{where}.candidates: expected a list of model names")
-    for model in [exp["reference"], *exp["candidates"]]:
+    if "search" in exp:
+        _check_search(exp["search"], exp["task"], f"{where}.search")
+    for model in [exp["reference"], *exp.get("candidates", [])]:
         if model not in exp["models"]:
             raise TrustEqError(f"{where}: model '{model}' is compared but not defined under models")
+
+
+def _check_search(options, task: str, where: str) -> None:
+    """``search:``: ``methods`` (a non-empty list of compression methods), ``confirmation`` (a share in (0, 1))
+    and compare options, each checked before any work."""
+    from .workshop.common import parse_method
+
+    if not isinstance(options, dict) or not isinstance(options.get("methods"), list) or not options["methods"]:
+        raise TrustEqError(f"{where}: expected a mapping with 'methods', a non-empty list of compression methods")
+    for method in options["methods"]:
+        try:
+            parse_method(str(method))
+        except TrustEqError as exc:
+            raise TrustEqError(f"{where}.methods: {exc}") from None
+    share = options.get("confirmation", 0.5)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        raise TrustEqError(f"{where}.confirmation: expected a share in (0, 1), got {share!r}")
+    _check_comparison(_search_compare(options), task, where)
+
+
+def _search_compare(options: dict) -> dict:
+    """The compare options of a ``search:`` mapping (its keys but ``methods`` and ``confirmation``)."""
+    return {k: v for k, v in options.items() if k not in _SEARCH_KEYS}
 
 
 def _check_step(step, where: str, task: str) -> None:
@@ -236,13 +268,18 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
             built[model] = _build(model, exp, built, work / name, base, top.seed, progress, top.device)
             continue
         stage(done, _stage_title(name, exp, comparison))
+        record = {"file": path.name, "experiment": name, "comparison": comparison,
+                  "models": {m: _provenance(built[m]) for m in built}}
+        home_work = work if str(spec.get("work", "")).startswith("~") else None
+        if comparison == SEARCH:
+            written.append(_search(exp, built, base, work / name, out_root / name / "search",
+                                   top.replace(progress=progress), execution, home_work))
+            continue
         study_defaults = top.replace(names=(exp["reference"], *exp["candidates"]), progress=progress)
         settings = _compare_settings(_compare_kwargs(exp, comparison), name, study_defaults).replace(**execution)
         result = compare(built[exp["reference"]], [built[c] for c in exp["candidates"]],
                          _path(base, exp["test"]), exp["task"], settings)
-        record = {"file": path.name, "experiment": name, "comparison": comparison,
-                  "models": {m: _provenance(built[m]) for m in built}}
-        result = result.for_study(record, base, work if str(spec.get("work", "")).startswith("~") else None)
+        result = result.for_study(record, base, home_work)
         folder = out_root / name if comparison is None else out_root / name / comparison
         written.append(write_report(result, folder).parent)
     print(f"study finished in {_duration(time.time() - started)}; reports in {out_root}")
@@ -312,19 +349,45 @@ def _open(path, experiments=None):
 
 def _plan(spec: dict, path) -> list[tuple[str, str | None, str | None]]:
     """Stages in order: ``(experiment, model, None)`` builds a model (after those it is built from);
-    ``(experiment, None, comparison)`` runs a comparison (None: ``compare:``; else a ``comparisons:`` name)."""
+    ``(experiment, None, comparison)`` runs a comparison (None: ``compare:``, where there are candidates; else a
+    ``comparisons:`` name, or :data:`SEARCH`, the search, last)."""
     plan: list[tuple[str, str | None, str | None]] = []
     for name, exp in spec["experiments"].items():
         plan += [(name, m, None) for m in _order(exp["models"], f"{path}: experiments.{name}")]
-        plan += [(name, None, c) for c in [None, *exp.get("comparisons", {})]]
+        compares = [None] if exp.get("candidates") else []
+        plan += [(name, None, c) for c in [*compares, *exp.get("comparisons", {}), *([SEARCH] if "search" in exp
+                                                                                     else [])]]
     return plan
 
 
+def _search(exp: dict, built: dict, base: Path, work: Path, out: Path, top, execution: dict, home_work) -> Path:
+    """An experiment's search stage: its ``search.methods`` applied to its reference (built into
+    ``work/search-candidates``, ``drop-layers`` tuned on its training data), searched on its test data with the
+    experiment's ``compare`` options overlaid by the search's own; reports into ``out``. Returns ``out``."""
+    from .trust_search import CONFIRMATION, build_candidates, search
+
+    options = exp["search"]
+    settings = _compare_settings(_search_compare(options), "search", _compare_settings(exp.get("compare", {}), "",
+                                                                                       top)).replace(**execution)
+    reference = built[exp["reference"]]
+    candidates = build_candidates(reference, [str(m) for m in options["methods"]], work / "search-candidates",
+                                  data=_path(base, exp["train"]), task=exp["task"], progress=settings.progress)
+    out.mkdir(parents=True, exist_ok=True)
+    search(reference, candidates, _path(base, exp["test"]), exp["task"], out,
+           confirmation=float(options.get("confirmation", CONFIRMATION)), settings=settings.replace(
+               names=(exp["reference"], "candidate")), home_work=home_work)
+    return out
+
+
 def _compare_kwargs(exp: dict, comparison: str | None) -> dict:
+    if comparison == SEARCH:
+        return {**exp.get("compare", {}), **_search_compare(exp["search"])}
     return dict(exp.get("compare", {}) if comparison is None else exp["comparisons"][comparison])
 
 
 def _stage_title(name: str, exp: dict, comparison: str | None) -> str:
+    if comparison == SEARCH:
+        return f"{name}: search {', '.join(map(str, exp['search']['methods']))} of {exp['reference']}"
     of = f" ({comparison})" if comparison else ""
     return f"{name}: compare {exp['reference']} with {', '.join(exp['candidates'])}{of}"
 
@@ -538,13 +601,19 @@ class Estimate:
                                       load_dataset(_path(self.base, exp["test"]), exp["task"]))
         if model is not None:
             return {"build": 0.0 if self.built(experiment, model) else self._build_cost(experiment, model)}
+        if comparison == SEARCH:
+            return self._search_cost(experiment)
         return self._compare_cost(experiment, _compare_kwargs(exp, comparison))
 
     def _build_cost(self, experiment: str, model: str) -> float:
+        step, args = next(iter(self.spec["experiments"][experiment]["models"][model].items()))
+        return self._step_cost(experiment, model, step, args)
+
+    def _step_cost(self, experiment: str, model: str, step: str, args: dict) -> float:
+        """Seconds of the model step ``{step: args}`` building ``model``."""
         from .data import IMAGE_TASKS
 
         exp, train = self.spec["experiments"][experiment], self._data[experiment][0]
-        step, args = next(iter(exp["models"][model].items()))
         if exp["task"] in IMAGE_TASKS:
             return self._image_build_cost(experiment, step, args, len(train))
         epochs = int(args.get("epochs", 3 if step in ("finetune", "distill") else 1))
@@ -581,13 +650,49 @@ class Estimate:
 
         exp, test = self.spec["experiments"][experiment], self._data[experiment][1]
         s = _compare_settings(options, experiment)
-        protocol, names = get_protocol(s.protocol), [exp["reference"], *exp["candidates"]]
-        n, sample = min(s.explain_limit, len(test)), test.examples[:2000]
-        parts = {"predictions": sum(len(test) / self._rate(experiment, m) for m in names)}
+        return self._models_cost(experiment, s, [exp["reference"], *exp.get("candidates", [])], len(test))
+
+    def _models_cost(self, experiment: str, s, names: list, n_test: int, onnx: frozenset = frozenset()) -> dict:
+        """Predictions of ``names`` on ``n_test`` examples and their explanations at the cap; ``onnx``: names
+        (not models of the experiment) run as int8 graphs at the reference's rate."""
+        from .protocols import get_protocol
+
+        exp, test = self.spec["experiments"][experiment], self._data[experiment][1]
+        rate = {m: self._rate(experiment, m if m in exp["models"] else exp["reference"]) for m in names}
+        speedup = {m: 0.85 if m in onnx else self._pass_speedup(exp, m if m in exp["models"] else exp["reference"])
+                   for m in names}
+        protocol, n, sample = get_protocol(s.protocol), min(s.explain_limit, n_test), test.examples[:2000]
+        parts = {"predictions": sum(n_test / rate[m] for m in names)}
         for explainer in s.explainers:
             evaluations = protocol.cost(explainer, sample, s)
-            parts[explainer] = sum(n / (self._pass_speedup(exp, m) * self._rate(experiment, m))
-                                   * evaluations["reference" if m == exp["reference"] else "candidate"] for m in names)
+            parts[explainer] = sum(n / (speedup[m] * rate[m]) * evaluations["reference" if m == exp["reference"]
+                                                                            else "candidate"] for m in names)
+        return parts
+
+    def _search_cost(self, experiment: str) -> dict[str, float]:
+        """A search: building each method's candidate (as a ``compress`` step would cost), each decided on the
+        selection split with explanations at the cap (the reference's once), one confirmation, and for each
+        ``int8`` or ``prune`` method the partial compression's ranking (a build and a prediction pass per
+        encoder layer; 6 assumed). The greedy candidates after the ranking are not counted: each adds a build
+        and a prediction pass, and explanations only when its predictions and calibration pass."""
+        from .trust_search import CONFIRMATION
+
+        exp = self.spec["experiments"][experiment]
+        methods = [str(m) for m in exp["search"]["methods"]]
+        share = float(exp["search"].get("confirmation", CONFIRMATION))
+        s = _compare_settings(_compare_kwargs(exp, SEARCH), experiment)
+        n_test, ref = len(self._data[experiment][1]), exp["reference"]
+        n_sel, n_conf = round((1 - share) * n_test), round(share * n_test)
+        build = sum(self._step_cost(experiment, m, "compress", {"model": ref, "method": m}) for m in methods)
+        partial = [m for m in methods if m == "int8" or m.startswith("prune")]
+        ranking = 6 * sum(3000 / self._rate(experiment, ref) if m == "int8" else 10.0 for m in partial) + \
+            6 * len(partial) * n_sel / self._rate(experiment, ref)
+        onnx = frozenset(m for m in methods if m == "int8")
+        selection = self._models_cost(experiment, s, [ref, *methods], n_sel, onnx)
+        confirm = self._models_cost(experiment, s, [ref, methods[0]], n_conf, onnx)
+        parts = {"build": build + ranking}
+        for key in selection:
+            parts[key] = selection[key] + confirm[key]
         return parts
 
     def _pass_speedup(self, exp: dict, model: str) -> float:

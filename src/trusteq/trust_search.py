@@ -11,7 +11,9 @@ chosen model is equivalent" at level alpha by a **selection / confirmation split
    smallest to largest by the bytes their weights need (:attr:`Candidate.effective_bytes`).
 3. On the selection split, each candidate is compared with the reference, smallest first, with the sequential
    verdict (cheapest dimensions first: a candidate not equivalent on its predictions or calibration is never
-   explained). The first that is equivalent is selected; larger ones are not tried.
+   explained). The first that is equivalent is selected; larger ones are not tried. A failing ``int8`` or
+   ``prune:S`` candidate of a text encoder is compressed again with its most harmful encoder layers kept
+   uncompressed, one more at a time, each such candidate queued by its size (:class:`PartialCompression`).
 4. The selected candidate alone is compared on the confirmation split. It is *chosen* only if it is equivalent
    there; otherwise nothing is chosen (no second candidate is tried on the confirmation data).
 
@@ -23,13 +25,16 @@ every candidate exactly on its margin.
 
 Outputs (:func:`search`, ``trusteq search``) in ``out``:
 
-* ``search.json``: ``candidates`` (each: ``name``, ``method``, ``size_bytes``, ``parameters``,
-  ``nonzero_parameters``, ``effective_bytes``, ``tried``, ``verdict`` on the selection split as in report.json,
-  ``explained_examples``, ``seconds``), ``selected``, ``chosen`` (a name or None), ``chosen_report`` (the
-  confirmation report.json, relative to ``out``), ``guarantee`` and the settings;
+* ``search.json``: ``reference``, ``candidates`` (each: ``name``, ``method``, ``model``, ``size_bytes``,
+  ``parameters``, ``nonzero_parameters``, ``effective_bytes``, ``kept_layers``, ``tried``, ``verdict`` on the
+  selection split as in report.json, ``explained_examples``, ``seconds``; ``partial_of`` and
+  ``layer_ranking`` from partial compression), ``selected``, ``chosen`` (a name or None), ``chosen_report``
+  (the chosen model's confirmation report.json, or None), ``confirmation_report``, ``guarantee`` and the
+  margins; every path relative to ``out``;
 * ``selection/<candidate>/`` and ``confirmation/``: the full reports (:func:`trusteq.write_report`); ``trusteq
   gate confirmation/report.json`` gates a release on the chosen model;
-* ``search.md`` and ``search.png``: the candidates by size with their verdicts (per dimension in the figure);
+* ``search.html``, ``search.md`` and ``search.png``: the candidates by size with their verdicts (per dimension
+  in the figure; :mod:`trusteq.search_report`);
 * ``chosen/``: the chosen model's folder (a copy), where the candidate is a folder; ``trusteq search`` builds
   its candidates under ``candidates/<method>``.
 """
@@ -48,12 +53,14 @@ import numpy as np
 
 from .data import Dataset
 from .errors import SettingsError
-from .cache import atomic_write_bytes, atomic_write_text
+from .cache import cache_dir
 from .metrics.verdict import EQUIVALENT, check_margins
+from .results import relative_paths
+from .search_report import write_search_report
 from .settings import CompareSettings
 
-__all__ = ["Candidate", "search", "select_and_confirm", "split_dataset", "build_candidates", "GUARANTEE",
-           "CONFIRMATION"]
+__all__ = ["Candidate", "search", "select_and_confirm", "split_dataset", "build_candidates", "compressed",
+           "PartialCompression", "GUARANTEE", "CONFIRMATION"]
 
 #: The share of the examples kept for the confirmation split.
 CONFIRMATION = 0.5
@@ -80,6 +87,13 @@ class Candidate:
         Bytes of its weights on disk.
     parameters, nonzero_parameters : int or None
         Its parameter count, and how many are non-zero (pruning).
+    source : str or None
+        The folder it was compressed from (:func:`build_candidates`): a failing ``int8`` or ``prune:S`` candidate
+        with a source is compressed again with layers kept uncompressed (:class:`PartialCompression`).
+    kept_layers : tuple of int
+        Encoder layers left uncompressed (0-based; empty: the method applied to every layer).
+    record : dict
+        What the search adds to its entry in ``search.json`` (``layer_ranking``, ``partial_of``).
     """
 
     name: str
@@ -88,6 +102,8 @@ class Candidate:
     size_bytes: int | None = None
     parameters: int | None = None
     nonzero_parameters: int | None = None
+    source: str | None = None
+    kept_layers: tuple[int, ...] = ()
     record: dict = field(default_factory=dict)
 
     @property
@@ -103,7 +119,8 @@ class Candidate:
     def sizes(self) -> dict:
         return {"size_bytes": self.size_bytes, "parameters": self.parameters,
                 "nonzero_parameters": self.nonzero_parameters,
-                "effective_bytes": None if np.isinf(self.effective_bytes) else round(self.effective_bytes)}
+                "effective_bytes": None if np.isinf(self.effective_bytes) else round(self.effective_bytes),
+                "kept_layers": list(self.kept_layers)}
 
 
 def build_candidates(reference: str, methods: Sequence[str], work, data=None, task: str | None = None,
@@ -116,14 +133,102 @@ def build_candidates(reference: str, methods: Sequence[str], work, data=None, ta
 
     for method in methods:
         parse_method(method)
-    out = []
-    for method in methods:
-        folder = Path(work) / method.replace(":", "-")
-        info = json.loads((folder / PROVENANCE).read_text()) if (folder / PROVENANCE).exists() else \
-            compress(reference, method, folder, data=data, task=task, progress=progress)
-        out.append(Candidate(folder.name, str(folder), method, round(info["size_mb"] * 1e6),
-                             info.get("parameters"), info.get("nonzero_parameters")))
-    return out
+    return [compressed(reference, method, work, data=data, task=task, progress=progress) for method in methods]
+
+
+def compressed(reference: str, method: str, work, keep_layers: Sequence[int] = (), data=None,
+               task: str | None = None, progress: bool = True) -> Candidate:
+    """The candidate ``method`` of :func:`trusteq.workshop.compress` makes of the ``reference`` folder, the encoder
+    layers ``keep_layers`` left uncompressed, in ``work/<name>`` (reused when built): named after the method
+    (``prune:0.3`` -> ``prune-0.3``), ``-keep-2-4`` added for layers 2 and 4 kept."""
+    from .workshop.common import PROVENANCE
+    from .workshop.compress import compress
+
+    keep = tuple(sorted(keep_layers))
+    name = method.replace(":", "-") + ("-keep-" + "-".join(map(str, keep)) if keep else "")
+    folder = Path(work) / name
+    info = json.loads((folder / PROVENANCE).read_text()) if (folder / PROVENANCE).exists() else \
+        compress(reference, method, folder, data=data, task=task, progress=progress, keep_layers=keep)
+    return Candidate(name, str(folder), method, round(info["size_mb"] * 1e6), info.get("parameters"),
+                     info.get("nonzero_parameters"), str(reference), keep)
+
+
+#: The verdict's dimensions the partial compression's ranking measures.
+_RANKED = ("predictions", "calibration")
+
+
+class PartialCompression:
+    """The successor of a failing candidate: the same method with one more encoder layer kept uncompressed.
+
+    NNCF's accuracy control (``quantize_with_accuracy_control``) ranks layers by their contribution to the
+    accuracy drop and reverts the most harmful to float; here the contribution is to the distance from the
+    reference. For a candidate made by ``int8`` or ``prune:S`` of a text encoder with L layers
+    (:func:`~trusteq.workshop.compress.partial_applies`), each layer i is kept alone uncompressed and ranked by
+    ``kl_reduction_i = KL(candidate) - KL(layer i kept)``, the mean KL divergence KL(reference || model) of the
+    class probabilities over the selection split (one prediction pass per layer, ``layer_ranking`` in
+    ``search.json``). KL moves with flips and with confidence (calibration) alike, and costs a prediction
+    pass where ranking by explanations would cost thousands of model evaluations per example. The candidate
+    keeping the k most harmful layers has the successor keeping the k + 1 most harmful; none once L - 1 are
+    kept (L would be the reference), and none once its predictions and calibration are equivalent (what the
+    ranking measures: a candidate failing only on its explanations is not compressed again, so explanations
+    are computed for at most one candidate of each chain). Every successor is decided on the selection split
+    like any candidate, so the guarantee holds (:data:`GUARANTEE`).
+
+    Parameters
+    ----------
+    reference : str, path or PairClassifier
+    selection : Dataset
+        The selection split.
+    settings : CompareSettings
+        The comparison's (so predictions come from the cache the verdicts filled).
+    """
+
+    def __init__(self, reference, selection: Dataset, settings: CompareSettings):
+        self.reference, self.selection, self.settings = reference, selection, settings
+        self.rankings: dict[tuple[str, str], list[int]] = {}  # (source, method) -> layers, most harmful first
+
+    def __call__(self, cand: Candidate, verdict: dict) -> Candidate | None:
+        """The successor of ``cand``, not equivalent on the selection split with ``verdict`` (report.json's), or
+        None."""
+        from .workshop.compress import encoder_layers, partial_applies
+
+        if cand.source is None or not partial_applies(cand.source, cand.method):
+            return None
+        if all(verdict["dimensions"][d]["decision"] == EQUIVALENT for d in _RANKED if d in verdict["dimensions"]):
+            cand.record["partial_stop"] = "predictions and calibration equivalent: only explanations failed"
+            return None
+        n_layers = encoder_layers(cand.source)
+        key = (cand.source, cand.method)
+        if key not in self.rankings:
+            self.rankings[key] = self._rank(cand, n_layers)
+        k = len(cand.kept_layers) + 1
+        if k >= n_layers:
+            return None
+        nxt = compressed(cand.source, cand.method, Path(cand.model).parent, self.rankings[key][:k], progress=False)
+        nxt.record["partial_of"] = cand.method
+        return nxt
+
+    def _rank(self, cand: Candidate, n_layers: int) -> list[int]:
+        """Layers, most harmful first (ties: lower layer first); the ranking recorded on ``cand``."""
+        from .comparison import probabilities
+        from .metrics.agreement import mean_kl_divergence
+
+        started = time.time()
+        work = Path(cand.model).parent
+        singles = [compressed(cand.source, cand.method, work, (i,), progress=False) for i in range(n_layers)]
+        p_ref, p_cand, *p_singles = probabilities([self.reference, cand.model, *(c.model for c in singles)],
+                                                  self.selection, self.settings)
+        base = mean_kl_divergence(p_ref, p_cand)
+        kls = [mean_kl_divergence(p_ref, p) for p in p_singles]
+        rows = [{"layer": i, "mean_kl": kls[i], "kl_reduction": base - kls[i],
+                 "prediction_change_rate": float(np.mean(p.argmax(1) != p_ref.argmax(1)))}
+                for i, p in enumerate(p_singles)]
+        ranking = sorted(range(n_layers), key=lambda i: -rows[i]["kl_reduction"])
+        cand.record["layer_ranking"] = {
+            "measure": "mean KL(reference || model) on the selection split, with the layer alone uncompressed",
+            "candidate_mean_kl": base, "layers": [rows[i] for i in ranking],
+            "seconds": round(time.time() - started, 1)}
+        return ranking
 
 
 def split_dataset(dataset: Dataset, confirmation: float = CONFIRMATION, seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -154,7 +259,7 @@ def split_dataset(dataset: Dataset, confirmation: float = CONFIRMATION, seed: in
 
 
 def search(reference, candidates, data, task: str, out, *, confirmation: float = CONFIRMATION,
-           settings: CompareSettings | None = None, **overrides) -> dict:
+           settings: CompareSettings | None = None, home_work=None, **overrides) -> dict:
     """Choose the smallest candidate that is trust-equivalent to ``reference``, keeping the claim at level alpha.
 
     Parameters
@@ -172,6 +277,10 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
         The confirmation split's share of the examples.
     settings, **overrides
         The comparison's options (:class:`~trusteq.settings.CompareSettings`); ``seed`` also seeds the split.
+    home_work : path or list of paths, optional
+        Folders under the home folder whose paths the reports write from ``~``; every other path of this
+        machine is written relative to the file that records it
+        (:meth:`~trusteq.results.CompareResult.relative_to`).
 
     Returns
     -------
@@ -200,7 +309,7 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
     def decide(cand: Candidate, split: Dataset, folder: Path) -> str:
         started = time.time()
         result = compare(reference, [cand.model], split, task, s.replace(names=(ref_name, cand.name)))
-        write_report(result, folder)
+        write_report(result.relative_to(folder, home_work), folder)
         comparison = result["comparisons"][cand.name]
         tried.setdefault(cand.name, {"verdict": comparison["verdict"],
                                      "explained_examples": comparison.get("explained_examples", 0),
@@ -208,93 +317,70 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
         return comparison["verdict"]["overall"]
 
     order = sorted(candidates, key=lambda c: c.effective_bytes)  # stable: ties keep the given order
+    seen, partial = list(order), PartialCompression(reference, selection, s)
+
+    def successor(cand: Candidate) -> Candidate | None:
+        nxt = partial(cand, tried[cand.name]["verdict"])
+        if nxt is not None and nxt.name not in names:
+            seen.append(nxt)
+            return nxt
+        return None
+
     selected, confirmed = select_and_confirm(order, lambda c: decide(c, selection, out / "selection" / c.name),
-                                             lambda c: decide(c, confirmation_split, out / "confirmation"))
+                                             lambda c: decide(c, confirmation_split, out / "confirmation"),
+                                             successor, key=lambda c: c.effective_bytes)
     chosen = selected.name if confirmed == EQUIVALENT else None
+    shutil.rmtree(out / "chosen", ignore_errors=True)  # a previous run's choice
     if chosen is not None and isinstance(selected.model, (str, Path)) and Path(selected.model).is_dir():
         shutil.copytree(selected.model, out / "chosen", dirs_exist_ok=True)  # a normal model folder
     records = [{"name": c.name, "method": c.method, **c.sizes(), "tried": c.name in tried,
                 **tried.get(c.name, {"why_not": f"a smaller candidate ({getattr(selected, 'name', None)}) was "
-                                                  f"selected"})} for c in order]
+                                                  f"selected"}), **c.record,
+                "model": str(Path(c.model).resolve()) if isinstance(c.model, (str, Path)) else c.name}
+               for c in sorted(seen, key=lambda c: c.effective_bytes)]
     guarantee = {"procedure": GUARANTEE, "alpha": s.alpha, "seed": s.seed, "confirmation_share": confirmation,
                  "selection_examples": len(selection), "confirmation_examples": len(confirmation_split),
                  "confirmation_verdict": confirmed}
-    summary = {"reference": reference if isinstance(reference, str) else getattr(reference, "name", str(reference)),
-               "task": task, "data": {"source": data.source, "sha256": data.sha256, "examples": len(data)},
+    summary = {"reference": _reference_record(reference), "task": task,
+               "data": {"source": data.source, "sha256": data.sha256, "examples": len(data)},
                "candidates": records, "selected": getattr(selected, "name", None), "chosen": chosen,
-               "chosen_report": "confirmation/report.json" if selected else None, "guarantee": guarantee,
+               "chosen_report": "confirmation/report.json" if chosen else None,
+               "confirmation_report": "confirmation/report.json" if selected else None, "guarantee": guarantee,
                "margins": check_margins(s.margins, s.alpha)}
-    atomic_write_text(out / "search.json", json.dumps(summary, indent=2, default=str) + "\n")
-    atomic_write_bytes(out / "search.png", _size_trust_png(summary))
-    atomic_write_text(out / "search.md", _markdown(summary))
+    summary = relative_paths(summary, out, [*(home_work if isinstance(home_work, list) else [home_work]),
+                                            cache_dir()] if home_work else [cache_dir()])
+    write_search_report(summary, out)
     return summary
 
 
-def select_and_confirm(order: Sequence, select, confirm) -> tuple[object | None, str | None]:
+def _reference_record(reference) -> dict:
+    """The reference's name or folder, and the bytes of its weights where it is a folder."""
+    from .workshop.common import model_stats
+
+    if not isinstance(reference, (str, Path)):
+        return {"model": getattr(reference, "name", str(reference))}
+    stats = model_stats(reference) if Path(reference).is_dir() else {}
+    return {"model": str(Path(reference).resolve()) if Path(reference).exists() else str(reference),
+            "size_bytes": round(stats["size_mb"] * 1e6) if stats.get("size_mb") else None,
+            "parameters": stats.get("parameters")}
+
+
+def select_and_confirm(order: Sequence, select, confirm, successor=None, key=None) -> tuple[object | None, str | None]:
     """The search's procedure (module docstring, steps 3 and 4) on candidates ``order``ed smallest first:
     ``select(candidate)`` and ``confirm(candidate)`` give a candidate's overall verdict on the selection and on
-    the confirmation split. Returns (the selected candidate or None, its confirmation verdict or None); the
-    candidate is chosen when that verdict is "equivalent". ``confirm`` is called at most once."""
-    for cand in order:
+    the confirmation split; ``successor(candidate)`` (optional) a candidate to try after one that is not
+    equivalent (or None), queued by ``key`` (its size; stable, so ties keep their order; no key: last).
+    Returns (the selected candidate or None, its confirmation verdict or None); the candidate is chosen when
+    that verdict is "equivalent". ``confirm`` is called at most once, and only ``select``'s answers decide
+    which candidate it is called on."""
+    queue = list(order)
+    while queue:
+        cand = queue.pop(0)
         if select(cand) == EQUIVALENT:
             return cand, confirm(cand)
+        nxt = successor(cand) if successor is not None else None
+        if nxt is not None:
+            queue.append(nxt)
+            if key is not None:
+                queue.sort(key=key)
     return None, None
-
-
-def _size_trust_png(summary: dict) -> bytes:
-    """search.png: each candidate (by the bytes it needs, smallest left) against its selection verdict per
-    dimension and overall; a grey cross where it was not tried."""
-    import io
-
-    from matplotlib.figure import Figure
-
-    from .display import DECISION_COLOURS
-
-    cands = summary["candidates"]
-    dims = list(dict.fromkeys(d for c in cands if c["tried"] for d in c["verdict"]["dimensions"])) + ["overall"]
-    fig = Figure(figsize=(1.2 + 1.1 * len(cands), 0.9 + 0.35 * len(dims)))
-    ax = fig.subplots()
-    for x, c in enumerate(cands):
-        for y, dim in enumerate(dims):
-            if not c["tried"]:
-                ax.scatter(x, y, marker="x", color="#adb5bd")
-                continue
-            v = c["verdict"]
-            decision = v["overall"] if dim == "overall" else v["dimensions"].get(dim, {}).get("decision")
-            ax.scatter(x, y, s=120, color=DECISION_COLOURS.get(decision, "#adb5bd"))
-    sizes = [f"{c['effective_bytes'] / 1e6:.2f} MB" if c["effective_bytes"] else "size ?" for c in cands]
-    ax.set_xticks(range(len(cands)), [f"{c['name']}{' (chosen)' if c['name'] == summary['chosen'] else ''}\n{s}"
-                                      for c, s in zip(cands, sizes)], fontsize=7)
-    ax.set_yticks(range(len(dims)), dims, fontsize=7)
-    ax.set_xlim(-0.5, len(cands) - 0.5)
-    ax.set_ylim(-0.5, len(dims) - 0.5)
-    ax.set_title("selection verdict by size (green equivalent, orange inconclusive, red not equivalent, "
-                 "x not tried)", fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _markdown(summary: dict) -> str:
-    """search.md: the answer first, then the candidates by size with their selection verdicts."""
-    chosen = summary["chosen"]
-    head = (f"# Smallest trust-equivalent model: {chosen}" if chosen else
-            "# No candidate was shown trust-equivalent" + (f" ({summary['selected']} was selected, but not "
-                                                          f"equivalent on the confirmation split)"
-                                                          if summary["selected"] else ""))
-    g = summary["guarantee"]
-    lines = [head, "", f"Reference {summary['reference']}, task {summary['task']}, {summary['data']['examples']} "
-             f"examples: {g['selection_examples']} to select, {g['confirmation_examples']} to confirm (seed "
-             f"{g['seed']}, alpha {g['alpha']}).", "", g["procedure"], "",
-             "| candidate | method | bytes needed | non-zero parameters | selection verdict | explained |",
-             "|---|---|---|---|---|---|"]
-    for c in summary["candidates"]:
-        verdict = c["verdict"]["overall"] if c["tried"] else f"not tried: {c['why_not']}"
-        lines.append(f"| {c['name']} | {c['method']} | {c['effective_bytes'] or '–'} | "
-                     f"{c['nonzero_parameters'] or c['parameters'] or '–'} | {verdict} | "
-                     f"{c.get('explained_examples', '–')} |")
-    lines += ["", "![selection verdict by size](search.png)"]
-    if summary["chosen_report"]:
-        lines += ["", f"Confirmation: {g['confirmation_verdict']} ([report]({summary['chosen_report']}); "
-                      f"`trusteq gate {summary['chosen_report']}`)."]
-    return "\n".join(lines) + "\n"
