@@ -273,7 +273,6 @@ def _strings(value, where=""):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_a_search_stage_searches_from_the_reference_and_reports_relative_paths(tmp_path, shared_data, monkeypatch,
                                                                                capsys):
     """``search:`` builds its methods from the experiment's reference, searches on the test data with the
@@ -314,6 +313,7 @@ experiments:
     assert (out / "search.html").exists()
 
 
+@pytest.mark.slow
 def test_study_report_paths_are_relative_to_the_study_file(tmp_path, shared_data, monkeypatch):
     import trusteq.comparison
     import trusteq.report

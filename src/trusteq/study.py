@@ -125,8 +125,8 @@ def _check_experiment(exp, where: str) -> None:
         raise TrustEqError(f"{where}.models: expected a non-empty mapping of model names to steps")
     for model, step in exp["models"].items():
         _check_step(step, f"{where}.models.{model}", exp["task"])
-    if "candidates" not in exp and "search" not in exp:
-        raise TrustEqError(f"{where}: missing key 'candidates' (or 'search')")
+    if "candidates" not in exp and ("search" not in exp or "comparisons" in exp):
+        raise TrustEqError(f"{where}: missing key 'candidates'" + ("" if "comparisons" in exp else " (or 'search')"))
     if not isinstance(exp.get("candidates", []), list):
         raise TrustEqError(f"{where}.candidates: expected a list of model names")
     if "search" in exp:
@@ -652,6 +652,18 @@ class Estimate:
         s = _compare_settings(options, experiment)
         return self._models_cost(experiment, s, [exp["reference"], *exp.get("candidates", [])], len(test))
 
+    def _layers(self, experiment: str) -> int:
+        """The reference's encoder layers where it is a folder already (its config), else 6."""
+        exp = self.spec["experiments"][experiment]
+        step, args = next(iter(exp["models"][exp["reference"]].items()))
+        folder = Path(_model_path(self.base, args)) if step == "path" else self.work / experiment / exp["reference"]
+        config = folder / "config.json"
+        if config.is_file():
+            import json
+
+            return int(json.loads(config.read_text()).get("num_hidden_layers", 6))
+        return 6
+
     def _models_cost(self, experiment: str, s, names: list, n_test: int, onnx: frozenset = frozenset()) -> dict:
         """Predictions of ``names`` on ``n_test`` examples and their explanations at the cap; ``onnx``: names
         (not models of the experiment) run as int8 graphs at the reference's rate."""
@@ -673,7 +685,7 @@ class Estimate:
         """A search: building each method's candidate (as a ``compress`` step would cost), each decided on the
         selection split with explanations at the cap (the reference's once), one confirmation, and for each
         ``int8`` or ``prune`` method the partial compression's ranking (a build and a prediction pass per
-        encoder layer; 6 assumed). The greedy candidates after the ranking are not counted: each adds a build
+        encoder layer: the reference's config, or 6 before it is built). The greedy candidates after the ranking are not counted: each adds a build
         and a prediction pass, and explanations only when its predictions and calibration pass."""
         from .trust_search import CONFIRMATION
 
@@ -685,8 +697,9 @@ class Estimate:
         n_sel, n_conf = round((1 - share) * n_test), round(share * n_test)
         build = sum(self._step_cost(experiment, m, "compress", {"model": ref, "method": m}) for m in methods)
         partial = [m for m in methods if m == "int8" or m.startswith("prune")]
-        ranking = 6 * sum(3000 / self._rate(experiment, ref) if m == "int8" else 10.0 for m in partial) + \
-            6 * len(partial) * n_sel / self._rate(experiment, ref)
+        layers = self._layers(experiment)
+        ranking = layers * sum(3000 / self._rate(experiment, ref) if m == "int8" else 10.0 for m in partial) + \
+            layers * len(partial) * n_sel / self._rate(experiment, ref)
         onnx = frozenset(m for m in methods if m == "int8")
         selection = self._models_cost(experiment, s, [ref, *methods], n_sel, onnx)
         confirm = self._models_cost(experiment, s, [ref, methods[0]], n_conf, onnx)

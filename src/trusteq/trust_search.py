@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -140,17 +141,22 @@ def compressed(reference: str, method: str, work, keep_layers: Sequence[int] = (
                task: str | None = None, progress: bool = True) -> Candidate:
     """The candidate ``method`` of :func:`trusteq.workshop.compress` makes of the ``reference`` folder, the encoder
     layers ``keep_layers`` left uncompressed, in ``work/<name>`` (reused when built): named after the method
-    (``prune:0.3`` -> ``prune-0.3``), ``-keep-2-4`` added for layers 2 and 4 kept."""
+    (``prune:0.3`` -> ``prune-0.3``), ``-keep-2-4`` added for layers 2 and 4 kept. A folder built from another
+    model is built again."""
     from .workshop.common import PROVENANCE
     from .workshop.compress import compress
 
     keep = tuple(sorted(keep_layers))
     name = method.replace(":", "-") + ("-keep-" + "-".join(map(str, keep)) if keep else "")
-    folder = Path(work) / name
-    info = json.loads((folder / PROVENANCE).read_text()) if (folder / PROVENANCE).exists() else \
-        compress(reference, method, folder, data=data, task=task, progress=progress, keep_layers=keep)
+    folder = Path(os.path.abspath(Path(work) / name))
+    info = json.loads((folder / PROVENANCE).read_text()) if (folder / PROVENANCE).exists() else {}
+    if info.get("source_model") and Path(info["source_model"]).resolve() != Path(reference).resolve():
+        shutil.rmtree(folder)  # a previous search's candidate, of another reference
+        info = {}
+    if not info:
+        info = compress(reference, method, folder, data=data, task=task, progress=progress, keep_layers=keep)
     return Candidate(name, str(folder), method, round(info["size_mb"] * 1e6), info.get("parameters"),
-                     info.get("nonzero_parameters"), str(reference), keep)
+                     info.get("nonzero_parameters"), os.path.abspath(reference), keep)
 
 
 #: The verdict's dimensions the partial compression's ranking measures.
@@ -169,7 +175,7 @@ class PartialCompression:
     ``search.json``). KL moves with flips and with confidence (calibration) alike, and costs a prediction
     pass where ranking by explanations would cost thousands of model evaluations per example. The candidate
     keeping the k most harmful layers has the successor keeping the k + 1 most harmful; none once L - 1 are
-    kept (L would be the reference), and none once its predictions and calibration are equivalent (what the
+    kept (only the embeddings and the head would be left compressed), and none once its predictions and calibration are equivalent (what the
     ranking measures: a candidate failing only on its explanations is not compressed again, so explanations
     are computed for at most one candidate of each chain). Every successor is decided on the selection split
     like any candidate, so the guarantee holds (:data:`GUARANTEE`).
@@ -301,6 +307,12 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
         raise SettingsError(f"the search needs candidates with distinct names, got {names}")
     out = Path(out)
     check_output_dir(out, create=False)
+    for stale in ("selection", "confirmation", "chosen"):  # a previous run's reports must not be read as this one's
+        shutil.rmtree(out / stale, ignore_errors=True)
+    if isinstance(reference, (str, Path)) and Path(reference).exists():
+        reference = os.path.abspath(reference)  # so every report can write it relative to itself
+    if isinstance(data, (str, Path)) and Path(data).exists():
+        data = os.path.abspath(data)
     data = dataset_of(data, task, s)
     selection, confirmation_split = split_dataset(data, confirmation, s.seed)
     ref_name = (s.names[0] if s.names else None) or "reference"
@@ -308,7 +320,9 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
 
     def decide(cand: Candidate, split: Dataset, folder: Path) -> str:
         started = time.time()
-        result = compare(reference, [cand.model], split, task, s.replace(names=(ref_name, cand.name)))
+        model = os.path.abspath(cand.model) if isinstance(cand.model, (str, Path)) and Path(cand.model).exists() \
+            else cand.model
+        result = compare(reference, [model], split, task, s.replace(names=(ref_name, cand.name)))
         write_report(result.relative_to(folder, home_work), folder)
         comparison = result["comparisons"][cand.name]
         tried.setdefault(cand.name, {"verdict": comparison["verdict"],
@@ -330,13 +344,12 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
                                              lambda c: decide(c, confirmation_split, out / "confirmation"),
                                              successor, key=lambda c: c.effective_bytes)
     chosen = selected.name if confirmed == EQUIVALENT else None
-    shutil.rmtree(out / "chosen", ignore_errors=True)  # a previous run's choice
     if chosen is not None and isinstance(selected.model, (str, Path)) and Path(selected.model).is_dir():
         shutil.copytree(selected.model, out / "chosen", dirs_exist_ok=True)  # a normal model folder
     records = [{"name": c.name, "method": c.method, **c.sizes(), "tried": c.name in tried,
                 **tried.get(c.name, {"why_not": f"a smaller candidate ({getattr(selected, 'name', None)}) was "
                                                   f"selected"}), **c.record,
-                "model": str(Path(c.model).resolve()) if isinstance(c.model, (str, Path)) else c.name}
+                "model": os.path.abspath(c.model) if isinstance(c.model, (str, Path)) else c.name}
                for c in sorted(seen, key=lambda c: c.effective_bytes)]
     guarantee = {"procedure": GUARANTEE, "alpha": s.alpha, "seed": s.seed, "confirmation_share": confirmation,
                  "selection_examples": len(selection), "confirmation_examples": len(confirmation_split),
@@ -360,7 +373,7 @@ def _reference_record(reference) -> dict:
     if not isinstance(reference, (str, Path)):
         return {"model": getattr(reference, "name", str(reference))}
     stats = model_stats(reference) if Path(reference).is_dir() else {}
-    return {"model": str(Path(reference).resolve()) if Path(reference).exists() else str(reference),
+    return {"model": str(reference),
             "size_bytes": round(stats["size_mb"] * 1e6) if stats.get("size_mb") else None,
             "parameters": stats.get("parameters")}
 

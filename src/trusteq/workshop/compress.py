@@ -49,7 +49,7 @@ from ..devices import resolve_device
 from ..errors import SettingsError
 from ..models import export_onnx, from_pretrained
 
-__all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers", "encoder_layers",
+__all__ = ["compress", "parse_method", "quantize_int8", "prune", "drop_layers", "encoder_layers", "LAYERED_ENCODERS",
            "partial_applies"]
 
 
@@ -114,15 +114,22 @@ def _source_info(model_dir) -> dict:
             "source_parameters": src.get("parameters"), "source_size_mb": src.get("size_mb")}
 
 
+#: Text encoders whose layers are ``base_model.encoder.layer[i]``, exported as ``.../encoder/layer.i/...``: the
+#: models partial compression knows how to keep a layer of.
+LAYERED_ENCODERS = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "mpnet")
+
+
 def partial_applies(model_dir, method: str) -> bool:
     """Whether ``method`` of the model in ``model_dir`` can keep layers uncompressed: ``int8`` or ``prune:S`` of a
-    text encoder (not a causal LM, an image classifier or an ONNX folder)."""
-    from ..vision import is_image_model
-    from .llms import is_causal_lm
-
+    transformers folder whose config's ``model_type`` is one of :data:`LAYERED_ENCODERS` (not a causal LM, an
+    image classifier, an ONNX folder or another architecture)."""
     folder = Path(str(model_dir))
-    return (parse_method(method)[0] in ("int8", "prune") and folder.is_dir() and not list(folder.glob("*.onnx"))
-            and not is_causal_lm(model_dir) and not is_image_model(model_dir))
+    if parse_method(method)[0] not in ("int8", "prune") or not (folder / "config.json").is_file() \
+            or list(folder.glob("*.onnx")):
+        return False
+    config = json.loads((folder / "config.json").read_text())
+    return config.get("model_type") in LAYERED_ENCODERS and "ForSequenceClassification" in \
+        " ".join(config.get("architectures") or ["ForSequenceClassification"])
 
 
 def encoder_layers(model_dir) -> int:
@@ -152,7 +159,11 @@ def quantize_int8(model_dir, out, keep_layers: Sequence[int] = ()) -> dict:
             if f.suffix != ".onnx":
                 shutil.copy2(f, out / f.name)
         graph = onnx.load(str(fp32), load_external_data=False).graph
-        excluded = [n.name for n in graph.node if _layer_of(n.name) in set(keep_layers)]
+        excluded = [n.name for n in graph.node if n.op_type == "MatMul" and _layer_of(n.name) in set(keep_layers)]
+        missing = set(keep_layers) - {_layer_of(n) for n in excluded}
+        if missing:
+            raise SettingsError(f"int8 of {model_dir}: no MatMul of encoder layers {sorted(missing)} in its export; "
+                                f"it cannot keep them uncompressed")
         quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
         fp32_mb = fp32.stat().st_size / 1e6
     return {"quantization": "dynamic int8 (onnxruntime.quantization.quantize_dynamic, QInt8 weights)",
@@ -168,9 +179,10 @@ def prune(model_dir, out, sparsity: float, keep_layers: Sequence[int] = ()) -> d
 
     _quiet()
     model = from_pretrained(AutoModelForSequenceClassification, model_dir)
-    kept = set(keep_layers)
-    linears = [m for i, layer in enumerate(model.base_model.encoder.layer) if i not in kept
-               for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+    kept, encoder = set(keep_layers), model.base_model.encoder
+    linears = [m for i, layer in enumerate(encoder.layer) if i not in kept for m in layer.modules()
+               if isinstance(m, torch.nn.Linear)] if kept else \
+        [m for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
     for m in linears:
         torch_prune.l1_unstructured(m, name="weight", amount=sparsity)
         torch_prune.remove(m, "weight")
