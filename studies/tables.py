@@ -3,7 +3,7 @@
     python studies/tables.py studies/minilm-families/snli/report.json
 
 prints three Markdown tables (models; explanations; verdict per dimension), or for a report of
-``--protocol paper`` one table of the paper's top-k Jaccard. docs/results.md pastes them
+``--protocol paper`` one table of the paper's top-k Jaccard, or for a search.json its candidates. docs/results.md pastes them
 unchanged, and tests/test_study_tables.py checks that they still match the committed reports.
 """
 from __future__ import annotations
@@ -125,8 +125,35 @@ def paper_table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def search_table(summary: dict) -> str:
+    """A search's candidates (search.json), smallest first: how each was made, the bytes it needs (and its share of
+    the reference's), its selection verdict per dimension, the examples explained and the seconds it took."""
+    ref = summary["reference"].get("size_bytes")
+    dims = [d for d in DIMENSIONS if any(d in c["verdict"]["dimensions"] for c in summary["candidates"] if c["tried"])]
+    rows = ["| candidate | method | kept uncompressed | MB needed | of reference | " + " | ".join(dims)
+            + " | selection verdict | explained | seconds |", "|---|---|---|---|---|" + "---|" * (len(dims) + 3)]
+    for c in summary["candidates"]:
+        mb = c["effective_bytes"]
+        name = f"**{c['name']}** (chosen)" if c["name"] == summary["chosen"] else c["name"]
+        kept = ", ".join(map(str, c["kept_layers"])) or "–"
+        if c["tried"]:
+            v = c["verdict"]
+            cells = [v["dimensions"][d]["decision"] if d in v["dimensions"] else "–" for d in dims]
+            tail = f"{v['overall']} | {c['explained_examples']} | {c['seconds']:.0f}"
+        else:
+            cells, tail = ["–"] * len(dims), "not tried | – | –"
+        rows.append(f"| {name} | {c['method']} | {kept} | {mb / 1e6:.1f} | {mb / ref:.0%} | " + " | ".join(cells)
+                    + f" | {tail} |")
+    g = summary["guarantee"]
+    rows.append(f"\nConfirmation ({g['confirmation_examples']} examples): {g['confirmation_verdict'] or 'none'}; "
+                f"chosen: {summary['chosen'] or 'none'}.")
+    return "\n".join(rows)
+
+
 def tables(path) -> str:
     report = json.loads(Path(path).read_text(encoding="utf-8"))
+    if Path(path).name == "search.json":
+        return search_table(report)
     if report["settings"].get("protocol") == "paper":
         return paper_table(report)
     return "\n\n".join([models_table(report), explanations_table(report), verdict_table(report)])
