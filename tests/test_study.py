@@ -277,11 +277,11 @@ def test_a_search_stage_searches_from_the_reference_and_reports_relative_paths(t
                                                                                capsys):
     """``search:`` builds its methods from the experiment's reference, searches on the test data with the
     experiment's compare options overlaid by its own, is estimated, and writes paths relative to each report
-    (the work folder, spelled from ~, from ~)."""
+    (the work folder and a model folder, spelled from ~, from ~)."""
     import trusteq.study as study_module
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    enc = make_bert(tmp_path / "enc", PI, seed=5)
+    make_bert(tmp_path / "home" / "models" / "enc", PI, seed=5)  # a model of another study's work folder
     lines = (shared_data / "mrpc_glue/train.tsv").read_text().splitlines()[:201]
     (tmp_path / "t.tsv").write_text("\n".join(lines) + "\n")
     f = tmp_path / "s.yaml"
@@ -293,7 +293,7 @@ experiments:
     task: pi
     train: t.tsv
     test: t.tsv
-    models: {{ref: {{path: {enc}}}}}
+    models: {{ref: {{path: ~/models/enc}}}}
     reference: ref
     compare: {{explainers: [lime], n_boot: 50}}
     search: {{methods: ["prune:0.9", "prune:0.2"], confirmation: 0.4, explainers: []}}
@@ -305,9 +305,10 @@ experiments:
     assert main(["study", str(f), "--no-progress"]) == 0
     out = tmp_path / "reports" / "tiny" / "search"
     summary = json.loads((out / "search.json").read_text())
-    assert summary["guarantee"]["confirmation_examples"] == 80 and summary["reference"]["model"] == "../../../enc"
+    assert summary["guarantee"]["confirmation_examples"] == 80 and summary["reference"]["model"] == "~/models/enc"
     assert {c["method"] for c in summary["candidates"]} >= {"prune:0.9", "prune:0.2"}
     assert summary["candidates"][0]["model"] == "~/w/tiny/search-candidates/prune-0.9"
+    assert not any(text.startswith("/") or "/home/" in text for _, text in _strings(summary))
     report = json.loads((out / "selection" / "prune-0.9" / "report.json").read_text())
     assert report["settings"]["explainers"] == [] and report["data"]["source"] == "../../../../../t.tsv"
     assert (out / "search.html").exists()

@@ -270,7 +270,7 @@ def run_study(path, progress: bool = True, experiments=None, **execution) -> lis
         stage(done, _stage_title(name, exp, comparison))
         record = {"file": path.name, "experiment": name, "comparison": comparison,
                   "models": {m: _provenance(built[m]) for m in built}}
-        home_work = work if str(spec.get("work", "")).startswith("~") else None
+        home_work = _home_roots(spec, work)
         if comparison == SEARCH:
             written.append(_search(exp, built, base, work / name, out_root / name / "search",
                                    top.replace(progress=progress), execution, home_work))
@@ -345,6 +345,16 @@ def _open(path, experiments=None):
     out_root = (base / spec.get("out", path.stem)).resolve()
     work = (base / Path(str(spec.get("work", f".trusteq-work/{path.stem}"))).expanduser()).resolve()
     return path, spec, base, out_root, work
+
+
+def _home_roots(spec: dict, work: Path) -> list[Path]:
+    """The folders whose paths reports write from ``~``: the work folder and the ``path:`` models, where the study
+    file spells them from ``~`` (a model of another study's work folder is not this machine's to name)."""
+    roots = [work] if str(spec.get("work", "")).startswith("~") else []
+    for exp in spec["experiments"].values():
+        roots += [Path(str(step["path"])).expanduser() for step in exp["models"].values()
+                  if "path" in step and str(step["path"]).startswith("~")]
+    return roots
 
 
 def _plan(spec: dict, path) -> list[tuple[str, str | None, str | None]]:
