@@ -55,7 +55,7 @@ def size_trust_png(summary: dict) -> bytes:
     return buf.getvalue()
 
 
-_HEAD = ("candidate", "method", "kept uncompressed", "MB needed", "of reference", "non-zero parameters",
+_HEAD = ("candidate", "method", "kept uncompressed", "MB needed", "of reference", "parameters",
          "selection verdict", "explained", "seconds")
 
 
@@ -73,9 +73,16 @@ def _rows(summary: dict) -> list[list[str]]:
         kept = ", ".join(map(str, c.get("kept_layers") or [])) or "–"
         rows.append([c["name"] + (" (chosen)" if c["name"] == summary["chosen"] else ""), c["method"], kept,
                      f"{mb / 1e6:.3g}" if mb else "–", f"{mb / ref:.0%}" if mb and ref else "–",
-                     str(c.get("nonzero_parameters") or c.get("parameters") or "–"), verdict,
+                     _parameters(c), verdict,
                      str(c.get("explained_examples", "–")), str(c.get("seconds", "–"))])
     return rows
+
+
+def _parameters(c: dict) -> str:
+    """'17,405,952 non-zero' for a model with non-zero counts (pruned), else its parameter count."""
+    if c.get("nonzero_parameters") is not None:
+        return f"{c['nonzero_parameters']:,} non-zero"
+    return f"{c['parameters']:,}" if c.get("parameters") else "–"
 
 
 def _rankings(summary: dict) -> list[tuple[str, list[str]]]:
