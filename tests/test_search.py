@@ -254,5 +254,11 @@ def test_size_trust_display_draws_each_tried_candidate_per_dimension():
     points = [(tuple(c.get_offsets()[0]), c.get_edgecolors()[0]) for c in d.ax_.collections]
     assert len(points) == 9  # 2 tried x 3 rows, and 3 grey dots for the untried
     assert ((1.0, 0.0), to_rgba(DECISION_COLOURS[EQUIVALENT])) in [(p, tuple(c)) for p, c in points]
+    # A selected candidate that the confirmation split does not confirm: the title says so, the label does not
+    # call it chosen (its column alone would read as equivalent).
+    summary.update(chosen=None, selected="b", guarantee={"confirmation_verdict": "inconclusive"})
+    d = SizeTrustDisplay.from_search(summary, ax=Figure().subplots())
+    assert "confirmation split: b inconclusive" in d.ax_.get_title()
+    assert [t.get_text() for t in d.ax_.get_xticklabels()][1] == "b\n2.0 MB"
     with pytest.raises(ValueError, match="unknown decisions"):
         SizeTrustDisplay([{"name": "x", "megabytes": 1.0, "decisions": {"overall": "maybe"}}])

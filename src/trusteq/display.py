@@ -413,6 +413,9 @@ class SizeTrustDisplay:
         The chosen candidate's name (marked in its label).
     reference_megabytes : float, optional
         The reference's size, written in the title.
+    confirmation : (str, str), optional
+        The selected candidate's name and its overall decision on the confirmation split, written in the
+        title (the columns are selection verdicts: a selected candidate that fails confirmation is not chosen).
 
     Attributes
     ----------
@@ -427,12 +430,14 @@ class SizeTrustDisplay:
         A decision that is not one of the three.
     """
 
-    def __init__(self, candidates, *, chosen: str | None = None, reference_megabytes: float | None = None):
+    def __init__(self, candidates, *, chosen: str | None = None, reference_megabytes: float | None = None,
+                 confirmation: tuple[str, str] | None = None):
         for c in candidates:
             bad = set(c["decisions"].values()) - set(_DECISION_STYLE)
             if bad:
                 raise ValueError(f"candidate {c['name']!r}: unknown decisions {sorted(bad)}")
         self.candidates, self.chosen, self.reference_megabytes = list(candidates), chosen, reference_megabytes
+        self.confirmation = confirmation
 
     @classmethod
     def from_search(cls, summary: dict, *, ax=None) -> "SizeTrustDisplay":
@@ -446,7 +451,10 @@ class SizeTrustDisplay:
             mb = c.get("effective_bytes")
             rows.append({"name": c["name"], "megabytes": mb / 1e6 if mb else None, "decisions": decisions})
         ref = summary.get("reference", {}).get("size_bytes")
-        return cls(rows, chosen=summary.get("chosen"), reference_megabytes=ref / 1e6 if ref else None).plot(ax=ax)
+        confirmed = summary.get("guarantee", {}).get("confirmation_verdict")
+        confirmation = (summary["selected"], confirmed) if summary.get("selected") and confirmed else None
+        return cls(rows, chosen=summary.get("chosen"), reference_megabytes=ref / 1e6 if ref else None,
+                   confirmation=confirmation).plot(ax=ax)
 
     def plot(self, *, ax=None) -> "SizeTrustDisplay":
         """Draw on ``ax`` (a new pyplot Axes if None)."""
@@ -471,7 +479,8 @@ class SizeTrustDisplay:
         ax.set_ylim(-0.5, len(self.dimensions_) - 0.5)
         ax.axhline(len(self.dimensions_) - 1.5, color="#adb5bd", linewidth=0.6)
         ref = f" (reference {self.reference_megabytes:.1f} MB)" if self.reference_megabytes else ""
-        ax.set_title(f"Selection verdict by size, smallest left{ref}", fontsize=8)
+        confirmed = f"\nconfirmation split: {self.confirmation[0]} {self.confirmation[1]}" if self.confirmation else ""
+        ax.set_title(f"Selection verdict by size, smallest left{ref}{confirmed}", fontsize=8)
         from matplotlib.lines import Line2D
 
         untried = Line2D([], [], ls="", marker="o", ms=3.5, color="#ced4da", label="not tried")
