@@ -27,7 +27,8 @@ import numpy as np
 from .data import Dataset
 from .metrics.calibration import STRATEGIES
 
-__all__ = ["ExplanationRun", "Alignment", "ExplainerResult", "CompareResult", "build_summary", "relative_paths"]
+__all__ = ["ExplanationRun", "Alignment", "ExplainerResult", "CompareResult", "build_summary", "relative_paths",
+           "report_paths"]
 
 
 @dataclass
@@ -170,16 +171,12 @@ class CompareResult:
         report does not name the machine's folders; paths inside ``home_work`` (a folder, or a list of them,
         under the home folder) or trusteq's cache (pulled LLMs) are written from ``~``. This result is left as
         it is."""
-        from .cache import cache_dir
-
         summary = copy.deepcopy(self.summary)
-        roots = [r for r in [*(home_work if isinstance(home_work, list) else [home_work]), cache_dir()]
-                 if r is not None]
         data = summary.get("data", {})
         if "source" in data:
-            data["source"] = relative_paths(data["source"], base, roots)
-        summary["models"] = relative_paths(summary.get("models", {}), base, roots)
-        summary.update(relative_paths(records, base, roots))
+            data["source"] = report_paths(data["source"], base, home_work)
+        summary["models"] = report_paths(summary.get("models", {}), base, home_work)
+        summary.update(report_paths(records, base, home_work))
         return replace(self, summary=summary)
 
 
@@ -246,7 +243,7 @@ def relative_paths(value, base: Path, home_work=None):
     """``value`` with every absolute path string in it (recursively through dicts and lists) made relative to
     ``base``, or written from ``~`` when inside ``home_work`` (a folder under the home folder, or a list of
     them); other values unchanged. Returns a new value."""
-    roots = [home_work] if isinstance(home_work, (str, Path)) else list(home_work or [])
+    roots = _roots(home_work)
     if isinstance(value, dict):
         return {k: relative_paths(v, base, roots) for k, v in value.items()}
     if isinstance(value, list):
@@ -260,6 +257,18 @@ def relative_paths(value, base: Path, home_work=None):
         except ValueError:  # another drive (Windows): no relative path exists
             return value
     return value
+
+
+def report_paths(value, base: Path, home_work=None):
+    """:func:`relative_paths` as reports write them: trusteq's cache (pulled LLMs) is written from ``~`` too."""
+    from .cache import cache_dir
+
+    return relative_paths(value, base, [*_roots(home_work), cache_dir()])
+
+
+def _roots(home_work) -> list:
+    """``home_work`` (None, a folder, or a list of folders) as a list."""
+    return [home_work] if isinstance(home_work, (str, Path)) else list(home_work or [])
 
 
 def _version(dist: str) -> str | None:

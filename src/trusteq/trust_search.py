@@ -46,7 +46,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -54,9 +54,8 @@ import numpy as np
 
 from .data import Dataset
 from .errors import SettingsError
-from .cache import cache_dir
 from .metrics.verdict import EQUIVALENT, check_margins
-from .results import relative_paths
+from .results import report_paths
 from .search_report import write_search_report
 from .settings import CompareSettings
 
@@ -309,20 +308,16 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
     check_output_dir(out, create=False)
     for stale in ("selection", "confirmation", "chosen"):  # a previous run's reports must not be read as this one's
         shutil.rmtree(out / stale, ignore_errors=True)
-    if isinstance(reference, (str, Path)) and Path(reference).exists():
-        reference = os.path.abspath(reference)  # so every report can write it relative to itself
-    if isinstance(data, (str, Path)) and Path(data).exists():
-        data = os.path.abspath(data)
-    data = dataset_of(data, task, s)
+    # Local files and folders made absolute, so every report can write them relative to itself.
+    reference, data = _absolute(reference), dataset_of(_absolute(data), task, s)
+    candidates = [replace(c, model=_absolute(c.model)) for c in candidates]
     selection, confirmation_split = split_dataset(data, confirmation, s.seed)
     ref_name = (s.names[0] if s.names else None) or "reference"
     tried: dict[str, dict] = {}  # candidate -> its selection verdict (the first comparison of it)
 
     def decide(cand: Candidate, split: Dataset, folder: Path) -> str:
         started = time.time()
-        model = os.path.abspath(cand.model) if isinstance(cand.model, (str, Path)) and Path(cand.model).exists() \
-            else cand.model
-        result = compare(reference, [model], split, task, s.replace(names=(ref_name, cand.name)))
+        result = compare(reference, [cand.model], split, task, s.replace(names=(ref_name, cand.name)))
         write_report(result.relative_to(folder, home_work), folder)
         comparison = result["comparisons"][cand.name]
         tried.setdefault(cand.name, {"verdict": comparison["verdict"],
@@ -349,7 +344,7 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
     records = [{"name": c.name, "method": c.method, **c.sizes(), "tried": c.name in tried,
                 **tried.get(c.name, {"why_not": f"a smaller candidate ({getattr(selected, 'name', None)}) was "
                                                   f"selected"}), **c.record,
-                "model": os.path.abspath(c.model) if isinstance(c.model, (str, Path)) else c.name}
+                "model": str(c.model) if isinstance(c.model, (str, Path)) else c.name}
                for c in sorted(seen, key=lambda c: c.effective_bytes)]
     guarantee = {"procedure": GUARANTEE, "alpha": s.alpha, "seed": s.seed, "confirmation_share": confirmation,
                  "selection_examples": len(selection), "confirmation_examples": len(confirmation_split),
@@ -360,10 +355,16 @@ def search(reference, candidates, data, task: str, out, *, confirmation: float =
                "chosen_report": "confirmation/report.json" if chosen else None,
                "confirmation_report": "confirmation/report.json" if selected else None, "guarantee": guarantee,
                "margins": check_margins(s.margins, s.alpha)}
-    summary = relative_paths(summary, out, [*(home_work if isinstance(home_work, list) else [home_work]),
-                                            cache_dir()] if home_work else [cache_dir()])
+    summary = report_paths(summary, out, home_work)
     write_search_report(summary, out)
     return summary
+
+
+def _absolute(model_or_data):
+    """A local file or folder as its absolute path; anything else (a hub id, a loaded model, a Dataset) as it is."""
+    if isinstance(model_or_data, (str, Path)) and Path(model_or_data).exists():
+        return os.path.abspath(model_or_data)
+    return model_or_data
 
 
 def _reference_record(reference) -> dict:
