@@ -404,3 +404,13 @@ def test_study_with_an_unwritable_out_fails_before_building(tmp_path, capsys):
     assert main(["study", str(study), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "output folder" in err[0] and "cannot write" in err[0]
+
+
+def test_a_search_reads_compare_options_under_its_own_and_a_null_keeps_compare_s():
+    """The search stage's settings (and their estimate) come from one merge: ``search:`` over ``compare:``, its
+    methods and confirmation left out, a null keeping the value ``compare:`` set."""
+    from trusteq.study import SEARCH, _compare_kwargs
+
+    exp = {"compare": {"explain_limit": 15, "lime_samples": 300},
+           "search": {"methods": ["int8"], "confirmation": 0.4, "explain_limit": 200, "lime_samples": None}}
+    assert _compare_kwargs(exp, SEARCH) == {"explain_limit": 200, "lime_samples": 300}

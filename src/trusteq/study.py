@@ -377,8 +377,7 @@ def _search(exp: dict, built: dict, base: Path, work: Path, out: Path, top, exec
     from .trust_search import CONFIRMATION, build_candidates, search
 
     options = exp["search"]
-    settings = _compare_settings(_search_compare(options), "search", _compare_settings(exp.get("compare", {}), "",
-                                                                                       top)).replace(**execution)
+    settings = _compare_settings(_compare_kwargs(exp, SEARCH), "search", top).replace(**execution)
     reference = built[exp["reference"]]
     candidates = build_candidates(reference, [str(m) for m in options["methods"]], work / "search-candidates",
                                   data=_path(base, exp["train"]), task=exp["task"], progress=settings.progress)
@@ -390,8 +389,8 @@ def _search(exp: dict, built: dict, base: Path, work: Path, out: Path, top, exec
 
 
 def _compare_kwargs(exp: dict, comparison: str | None) -> dict:
-    if comparison == SEARCH:
-        return {**exp.get("compare", {}), **_search_compare(exp["search"])}
+    if comparison == SEARCH:  # the search's own options over compare's; a null keeps compare's value
+        return {**exp.get("compare", {}), **{k: v for k, v in _search_compare(exp["search"]).items() if v is not None}}
     return dict(exp.get("compare", {}) if comparison is None else exp["comparisons"][comparison])
 
 
